@@ -1,0 +1,356 @@
+"""Async Finch client: one place that owns auth, pacing, retries and outcome typing."""
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from connections_pipeline.finch.config import FinchClientConfig
+from connections_pipeline.finch.errors import CallOutcome, FinchCallResult, FinchConfigError
+from connections_pipeline.finch.fingerprint import token_fingerprint
+from connections_pipeline.finch.pacing import Pacer
+from connections_pipeline.finch.stats import RequestStats
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "connections-pipeline/0.1"
+# Endpoints that Finch rate-limits as a product, beyond the per-IP budget.
+ENDPOINT_PRODUCTS: Mapping[str, str] = {"company": "company"}
+# Fields without which a success body cannot be used; checked so a half-broken answer is a
+# typed failure for that call instead of a KeyError somewhere downstream.
+REQUIRED_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "introspect": ("connection_id", "connection_status"),
+    "jobs": ("data",),
+    "company": ("id",),
+    "connect_sessions": ("session_id", "connect_url"),
+    "reauthenticate": ("session_id", "connect_url"),
+}
+INVALID_TOKEN_NAMES = frozenset({"invalid_token_error", "unauthorized_request_error"})
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class _Retryable(Exception):
+    """Carries a transient failure through tenacity; never leaves this module."""
+
+    def __init__(self, result: FinchCallResult) -> None:
+        super().__init__(result.reason or result.error_name or "transient failure")
+        self.result = result
+
+
+class FinchClient:
+    """Talks to Finch (or the sandbox emulator) within its rate limits.
+
+    Every public call returns a `FinchCallResult` rather than raising, so one bad token
+    never fails a batch. Only unusable settings or arguments raise, as `FinchConfigError`,
+    before anything is sent.
+
+    Args:
+        config: validated client settings.
+        transport: an httpx transport to use instead of the network, e.g. the emulator's
+            in-process ASGI transport.
+    """
+
+    def __init__(
+        self, config: FinchClientConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._config = config
+        self._http = httpx.AsyncClient(
+            base_url=config.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(config.timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrency,
+                max_keepalive_connections=config.max_concurrency,
+            ),
+            headers={"Finch-API-Version": config.api_version, "User-Agent": USER_AGENT},
+        )
+        self._semaphore = asyncio.Semaphore(config.max_concurrency)
+        self._pacer = Pacer(config)
+        self.stats = RequestStats()
+
+    def __repr__(self) -> str:
+        return f"FinchClient(base_url={self._config.base_url!r}, pacing={self._config.pacing})"
+
+    async def __aenter__(self) -> "FinchClient":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        self._pacer.close()
+
+    async def introspect(self, access_token: str) -> FinchCallResult:
+        """`GET /introspect`: the connection behind a token."""
+        return await self._call("introspect", "GET", "/introspect", access_token=access_token)
+
+    async def automated_jobs(
+        self, access_token: str, *, limit: int = 100, offset: int = 0
+    ) -> FinchCallResult:
+        """`GET /jobs/automated`, newest first; the scheduled job's `created_at` is when
+        the connection was first made."""
+        return await self._call(
+            "jobs",
+            "GET",
+            "/jobs/automated",
+            access_token=access_token,
+            params={"limit": limit, "offset": offset},
+        )
+
+    async def company(self, access_token: str) -> FinchCallResult:
+        """`GET /employer/company`; needs the `company` product and counts against its
+        application-wide budget of 20 per minute."""
+        return await self._call("company", "GET", "/employer/company", access_token=access_token)
+
+    async def providers(self) -> FinchCallResult:
+        """`GET /providers`: display names and capabilities; no auth needed."""
+        return await self._call("providers", "GET", "/providers")
+
+    async def create_connect_session(self, body: Mapping[str, Any]) -> FinchCallResult:
+        """`POST /connect/sessions` with the application's Basic credentials."""
+        return await self._call(
+            "connect_sessions", "POST", "/connect/sessions", basic_auth=True, json=dict(body)
+        )
+
+    async def reauthenticate_session(self, body: Mapping[str, Any]) -> FinchCallResult:
+        """`POST /connect/sessions/reauthenticate` with the application's Basic credentials."""
+        return await self._call(
+            "reauthenticate",
+            "POST",
+            "/connect/sessions/reauthenticate",
+            basic_auth=True,
+            json=dict(body),
+        )
+
+    async def disconnect(self, access_token: str) -> FinchCallResult:
+        """`POST /disconnect`: revokes every token of the token's connection."""
+        return await self._call("disconnect", "POST", "/disconnect", access_token=access_token)
+
+    async def introspect_many(
+        self, access_tokens: Sequence[str], on_progress: ProgressCallback | None = None
+    ) -> list[FinchCallResult]:
+        """Introspect every token concurrently (bounded and paced); results in input order."""
+        return await gather_with_progress(
+            (self.introspect(token) for token in access_tokens), len(access_tokens), on_progress
+        )
+
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        access_token: str | None = None,
+        basic_auth: bool = False,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> FinchCallResult:
+        headers = self._auth_headers(access_token, basic_auth)
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=self._config.backoff_initial_seconds * self._config.time_scale,
+                max=self._config.backoff_max_seconds * self._config.time_scale,
+            ),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self.stats.retries += 1
+                    result = await self._attempt(endpoint, method, path, headers, params, json)
+                    if result.outcome is CallOutcome.FAILED and result.reason == "transient":
+                        raise _Retryable(result)
+        except _Retryable as exc:
+            result = replace(exc.result, reason=_transient_reason(exc.result))
+        result = _scrub(replace(result, attempts=attempts), access_token)
+        self.stats.by_outcome[result.outcome.value] += 1
+        self._log_outcome(result, access_token)
+        return result
+
+    async def _attempt(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+    ) -> FinchCallResult:
+        async with self._semaphore:
+            await self._pacer.acquire(ENDPOINT_PRODUCTS.get(endpoint))
+            self.stats.requests += 1
+            self.stats.by_endpoint[endpoint] += 1
+            try:
+                # asyncio.timeout bounds the whole exchange: httpx's timeouts are per phase
+                # and do not apply at all to in-process transports.
+                async with asyncio.timeout(self._config.timeout_seconds):
+                    response = await self._http.request(
+                        method, path, headers=headers, params=params, json=json
+                    )
+            except (TimeoutError, httpx.TimeoutException):
+                self.stats.timeouts += 1
+                return _transient(endpoint, f"timed out after {self._config.timeout_seconds}s")
+            except httpx.TransportError as exc:
+                self.stats.transport_errors += 1
+                return _transient(endpoint, f"connection failed ({type(exc).__name__})")
+        self.stats.by_status[str(response.status_code)] += 1
+        return self._classify(endpoint, response)
+
+    def _classify(self, endpoint: str, response: httpx.Response) -> FinchCallResult:
+        base = FinchCallResult(
+            endpoint=endpoint,
+            outcome=CallOutcome.FAILED,
+            status_code=response.status_code,
+            request_id=response.headers.get("finch-request-id"),
+            server_date=response.headers.get("date"),
+        )
+        status = response.status_code
+        if 200 <= status < 300:
+            return self._classify_success(base, response)
+        error = _error_fields(response)
+        base = replace(base, **error)
+        if status == 429:
+            self.stats.rate_limited += 1
+            self._pacer.record_rate_limited(error.get("finch_code"))
+            return replace(base, reason="transient", message=base.message or "rate limited")
+        if status >= 500 or status == 408:
+            return replace(base, reason="transient")
+        if status == 401 and base.error_name in INVALID_TOKEN_NAMES:
+            return replace(base, outcome=CallOutcome.INVALID_TOKEN)
+        if status == 401 and base.error_name == "authentication_error":
+            return replace(base, outcome=CallOutcome.NEEDS_REAUTH)
+        if status == 403:
+            return replace(base, outcome=CallOutcome.PERMISSION_MISSING)
+        return replace(base, reason=f"HTTP {status} {base.error_name or ''}".strip())
+
+    def _classify_success(self, base: FinchCallResult, response: httpx.Response) -> FinchCallResult:
+        try:
+            data = response.json()
+        except ValueError:
+            self.stats.malformed_bodies += 1
+            return replace(base, reason="transient", message="malformed JSON body")
+        missing = _missing_fields(base.endpoint, data)
+        if missing:
+            self.stats.malformed_bodies += 1
+            return replace(base, reason=f"response lacks required field(s): {', '.join(missing)}")
+        self._pacer.record_success()
+        return replace(base, outcome=CallOutcome.OK, data=data)
+
+    def _auth_headers(self, access_token: str | None, basic_auth: bool) -> dict[str, str]:
+        if basic_auth:
+            config = self._config
+            if not config.client_id or config.client_secret is None:
+                raise FinchConfigError(
+                    "client_id and client_secret (FINCH_CLIENT_ID, FINCH_CLIENT_SECRET) are "
+                    "required for Connect sessions"
+                )
+            pair = f"{config.client_id}:{config.client_secret.get_secret_value()}"
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+        if access_token is None:
+            return {}
+        _check_token(access_token)
+        return {"Authorization": f"Bearer {access_token}"}
+
+    def _log_outcome(self, result: FinchCallResult, access_token: str | None) -> None:
+        if result.ok:
+            return
+        level = logging.WARNING if result.outcome is CallOutcome.FAILED else logging.INFO
+        logger.log(
+            level,
+            "Finch %s for token %s: %s (HTTP %s %s %s, %d attempt(s), Finch-Request-Id %s)",
+            result.endpoint,
+            token_fingerprint(access_token) if access_token else "-",
+            result.outcome.value,
+            result.status_code,
+            result.error_name or "",
+            result.finch_code or "",
+            result.attempts,
+            result.request_id or "-",
+        )
+
+
+async def gather_with_progress(
+    calls: Iterable[Awaitable[FinchCallResult]],
+    total: int,
+    on_progress: ProgressCallback | None = None,
+) -> list[FinchCallResult]:
+    """Await every call concurrently, reporting (done, total) as they finish."""
+    done = 0
+
+    async def tracked(call: Awaitable[FinchCallResult]) -> FinchCallResult:
+        nonlocal done
+        result = await call
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+        return result
+
+    return await asyncio.gather(*(tracked(call) for call in calls))
+
+
+def _check_token(access_token: str) -> None:
+    if not access_token or not access_token.strip():
+        raise FinchConfigError("access_token is empty")
+    if not access_token.isascii() or not access_token.isprintable():
+        raise FinchConfigError("access_token contains characters not allowed in an HTTP header")
+
+
+def _transient(endpoint: str, message: str) -> FinchCallResult:
+    return FinchCallResult(
+        endpoint=endpoint, outcome=CallOutcome.FAILED, reason="transient", message=message
+    )
+
+
+def _transient_reason(result: FinchCallResult) -> str:
+    detail = result.message or result.error_name or "transient failure"
+    status = f"HTTP {result.status_code}: " if result.status_code else ""
+    return f"failed after retries: {status}{detail}"
+
+
+def _error_fields(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {
+        "error_name": _str_or_none(body.get("name")),
+        "finch_code": _str_or_none(body.get("finch_code")),
+        "message": _str_or_none(body.get("message")),
+    }
+
+
+def _missing_fields(endpoint: str, data: Any) -> list[str]:
+    required = REQUIRED_FIELDS.get(endpoint, ())
+    if endpoint == "providers":
+        return [] if isinstance(data, list) else ["<a JSON array>"]
+    if not isinstance(data, dict):
+        return ["<a JSON object>"] if required else []
+    return [name for name in required if data.get(name) is None]
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)[:500]
+
+
+def _scrub(result: FinchCallResult, access_token: str | None) -> FinchCallResult:
+    """Replace any echo of the token in server-supplied text with its fingerprint."""
+    if not access_token or not result.message or access_token not in result.message:
+        return result
+    return replace(
+        result, message=result.message.replace(access_token, token_fingerprint(access_token))
+    )

@@ -1,0 +1,45 @@
+"""Typed outcomes of Finch calls and the client's configuration error."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class FinchConfigError(ValueError):
+    """A client setting is unusable; raised before any request is sent."""
+
+
+class CallOutcome(StrEnum):
+    """What a Finch call came to, in the terms the pipeline acts on."""
+
+    OK = "ok"
+    NEEDS_REAUTH = "needs_reauth"
+    INVALID_TOKEN = "invalid_token"
+    PERMISSION_MISSING = "permission_missing"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FinchCallResult:
+    """The result of one logical call, after pacing and retries.
+
+    `data` holds the parsed JSON body when `outcome` is OK. For every other outcome the
+    Finch error fields (or, for transport failures, a `reason`) say why. No field ever holds
+    an access token or client secret.
+    """
+
+    endpoint: str
+    outcome: CallOutcome
+    status_code: int | None = None
+    data: Any = None
+    error_name: str | None = None
+    finch_code: str | None = None
+    message: str | None = None
+    reason: str | None = None
+    request_id: str | None = None
+    attempts: int = 1
+    server_date: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is CallOutcome.OK

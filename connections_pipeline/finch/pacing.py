@@ -1,0 +1,90 @@
+"""Proactive pacing under Finch's rolling-window limits, and a shared cooldown after 429s.
+
+Finch blocks an IP for an hour after 1,000 requests in 5 minutes, so retrying after a 429 is
+not enough: the client must never send the 1,001st request. Each budget is a sliding-window
+log (pyrate-limiter), which matches how Finch counts; a permit is taken per HTTP attempt,
+retries included, immediately before the request is sent.
+"""
+
+import asyncio
+import logging
+import random
+import time
+
+from pyrate_limiter import InMemoryBucket, Limiter, Rate
+
+from connections_pipeline.finch.config import FinchClientConfig
+
+logger = logging.getLogger(__name__)
+
+IP_RATE_LIMIT_CODE = "finch_api_ip_rl"
+
+
+class Pacer:
+    """Hands out permission to send, within the IP budget and each product's budget.
+
+    A 429 means the server counted more than we did (another process on the same IP, a
+    clock offset, or a limit lower than published). The answer is to slow everything down,
+    not to retry that one request sooner: a 429 closes a gate that every caller waits on, for
+    a backoff that grows with consecutive 429s and resets after a success.
+    """
+
+    def __init__(self, config: FinchClientConfig) -> None:
+        self._config = config
+        self._limiters: dict[str, Limiter] = {}
+        if config.pacing:
+            self._limiters["ip"] = _sliding_window(config.paced_ip_limit, config.scaled_ip_window)
+            for product in config.product_limits:
+                limit = config.paced_product_limit(product)
+                assert limit is not None
+                self._limiters[product] = _sliding_window(limit, config.scaled_product_window)
+        self._gate_open_at = 0.0
+        self._consecutive_rate_limits = 0
+        self._rng = random.Random()
+
+    async def acquire(self, product: str | None) -> None:
+        """Wait until a request for `product` (None for endpoints without one) may be sent."""
+        await self._wait_for_gate()
+        product_limiter = self._limiters.get(product) if product else None
+        if product_limiter is not None:
+            await product_limiter.try_acquire_async(product or "")
+        ip_limiter = self._limiters.get("ip")
+        if ip_limiter is not None:
+            await ip_limiter.try_acquire_async("ip")
+        await self._wait_for_gate()
+
+    def record_success(self) -> None:
+        self._consecutive_rate_limits = 0
+
+    def record_rate_limited(self, finch_code: str | None) -> float:
+        """Close the gate for everyone after a 429; returns the cooldown in seconds."""
+        self._consecutive_rate_limits += 1
+        config = self._config
+        ceiling = (
+            config.scaled_ip_window
+            if finch_code == IP_RATE_LIMIT_CODE
+            else config.scaled_product_window
+        )
+        base = config.backoff_initial_seconds * config.time_scale
+        backoff = min(ceiling, base * 2 ** (self._consecutive_rate_limits - 1))
+        cooldown = backoff * (0.5 + self._rng.random() / 2)
+        self._gate_open_at = max(self._gate_open_at, time.monotonic() + cooldown)
+        logger.warning(
+            "Finch answered 429 (%s); pausing all requests for %.2fs",
+            finch_code or "no finch_code",
+            cooldown,
+        )
+        return cooldown
+
+    def close(self) -> None:
+        for limiter in self._limiters.values():
+            limiter.close()
+
+    async def _wait_for_gate(self) -> None:
+        while (remaining := self._gate_open_at - time.monotonic()) > 0:
+            await asyncio.sleep(remaining)
+
+
+def _sliding_window(limit: int, window_seconds: float) -> Limiter:
+    window_ms = max(1, round(window_seconds * 1000))
+    return Limiter(InMemoryBucket([Rate(limit, window_ms)]), buffer_ms=10)

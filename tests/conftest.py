@@ -1,0 +1,69 @@
+"""Shared fixtures: a real PostgreSQL for every test run, and pytest's no-tests guard."""
+
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+FORCE_EMBEDDED_ENV = "CONNECTIONS_TEST_EMBEDDED_POSTGRES"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A run that collected nothing proved nothing; make it fail like a failing test.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _local_postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+        engine = sa.create_engine(LOCAL_POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+        engine.dispose()
+    except (OSError, sa.exc.OperationalError):
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A SQLAlchemy URL to a real PostgreSQL server with rights to create databases.
+
+    The server at 127.0.0.1:5432 (trust auth, user postgres, database test) when it answers;
+    otherwise an embedded PostgreSQL from the `pgserver` wheel, started for this run.
+    """
+    if os.environ.get(FORCE_EMBEDDED_ENV) != "1" and _local_postgres_answers():
+        yield LOCAL_POSTGRES_URL
+        return
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="cp-pg-") as workdir:
+        server = pgserver.get_server(Path(workdir) / "pgdata", cleanup_mode="delete")
+        try:
+            yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database of this test run's own, dropped at the end."""
+    name = f"cp_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(postgres_admin_url).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
