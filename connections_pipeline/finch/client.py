@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
@@ -61,14 +62,18 @@ class FinchClient:
         self, config: FinchClientConfig, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._config = config
+        limits = httpx.Limits(
+            max_connections=config.max_concurrency,
+            max_keepalive_connections=config.max_concurrency,
+        )
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
-            transport=transport,
+            # httpcore's pool rescans every connection on each event and collapses past ~20
+            # concurrent requests (measured: 102 req/s at 32 against 542 with aiohttp's pool);
+            # httpx-aiohttp keeps httpx's API over aiohttp's connection handling.
+            transport=transport or AiohttpTransport(limits=limits),
             timeout=httpx.Timeout(config.timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=config.max_concurrency,
-                max_keepalive_connections=config.max_concurrency,
-            ),
+            limits=limits,
             headers={"Finch-API-Version": config.api_version, "User-Agent": USER_AGENT},
         )
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
@@ -155,11 +160,13 @@ class FinchClient:
     ) -> FinchCallResult:
         headers = self._auth_headers(access_token, basic_auth)
         attempts = 0
+        backoff = self._config.backoff_initial_seconds * self._config.time_scale
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._config.max_attempts),
             wait=wait_exponential_jitter(
-                initial=self._config.backoff_initial_seconds * self._config.time_scale,
+                multiplier=backoff,
                 max=self._config.backoff_max_seconds * self._config.time_scale,
+                jitter=backoff,
             ),
             retry=retry_if_exception_type(_Retryable),
             reraise=True,
@@ -190,6 +197,13 @@ class FinchClient:
         json: Any,
     ) -> FinchCallResult:
         async with self._semaphore:
+            if self._pacer.ip_blocked:
+                return FinchCallResult(
+                    endpoint=endpoint,
+                    outcome=CallOutcome.FAILED,
+                    reason="not sent: Finch is blocking this IP (finch_api_ip_rl); more "
+                    "requests would only be refused",
+                )
             await self._pacer.acquire(ENDPOINT_PRODUCTS.get(endpoint))
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1

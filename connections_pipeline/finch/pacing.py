@@ -18,6 +18,9 @@ from connections_pipeline.finch.config import FinchClientConfig
 logger = logging.getLogger(__name__)
 
 IP_RATE_LIMIT_CODE = "finch_api_ip_rl"
+# Consecutive per-IP 429s after which the IP is taken to be blocked (Finch blocks for an hour):
+# further requests would only be refused, so the client stops sending them.
+IP_BLOCK_THRESHOLD = 3
 
 
 class Pacer:
@@ -40,6 +43,7 @@ class Pacer:
                 self._limiters[product] = _sliding_window(limit, config.scaled_product_window)
         self._gate_open_at = 0.0
         self._consecutive_rate_limits = 0
+        self._consecutive_ip_limits = 0
         self._rng = random.Random()
 
     async def acquire(self, product: str | None) -> None:
@@ -53,12 +57,20 @@ class Pacer:
             await ip_limiter.try_acquire_async("ip")
         await self._wait_for_gate()
 
+    @property
+    def ip_blocked(self) -> bool:
+        """True once Finch has refused this IP several times in a row."""
+        return self._consecutive_ip_limits >= IP_BLOCK_THRESHOLD
+
     def record_success(self) -> None:
         self._consecutive_rate_limits = 0
+        self._consecutive_ip_limits = 0
 
     def record_rate_limited(self, finch_code: str | None) -> float:
         """Close the gate for everyone after a 429; returns the cooldown in seconds."""
         self._consecutive_rate_limits += 1
+        if finch_code == IP_RATE_LIMIT_CODE:
+            self._consecutive_ip_limits += 1
         config = self._config
         ceiling = (
             config.scaled_ip_window
