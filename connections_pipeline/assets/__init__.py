@@ -1,0 +1,1 @@
+"""Dagster assets and asset checks; thin, they call into the modules beside them."""
