@@ -1,7 +1,7 @@
 """Dagster resources: configuration and connections, handed to assets."""
 
-from connections_pipeline.resources.finch_api import EmbeddedSandboxResource, FinchResource
+from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.resources.token_source_resource import TokenSourceResource
 from connections_pipeline.resources.warehouse_resource import WarehouseResource
 
-__all__ = ["EmbeddedSandboxResource", "FinchResource", "TokenSourceResource", "WarehouseResource"]
+__all__ = ["FinchResource", "TokenSourceResource", "WarehouseResource"]

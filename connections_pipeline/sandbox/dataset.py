@@ -219,10 +219,11 @@ class ConnectionBuilder:
         return f"admin@{names.slug(legal_name)}.example.com"
 
     def entities(self, plan: ConnectionPlan) -> list[Entity]:
-        """Entities; without the `company` product every entity carries the legal name so the
-        company name stays observable through `/introspect`."""
+        """Entities; where `/employer/company` cannot answer (no `company` product, or a
+        connection that needs action or has not synced yet) every entity carries the legal
+        name, so the Dashboard's company name stays observable through `/introspect`."""
         rng = self.rng
-        with_company = "company" in plan.products
+        with_company = "company" in plan.products and plan.status == CONNECTED
         result: list[Entity] = []
         for index in range(plan.entity_count):
             if not with_company:

@@ -1,0 +1,99 @@
+"""What each sync asset reports: row counts, a state breakdown, request statistics."""
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from connections_pipeline.sync.run import SyncResult
+
+PREVIEW_COLUMNS = ["state", "company_name", "connection_status", "connection_type", "provider_name"]
+PREVIEW_ROWS = 10
+
+
+def progress_logger(log: Any, every_percent: int = 10) -> Callable[[str, int, int], None]:
+    """Log 'introspect 120/200' roughly every `every_percent` of each endpoint's calls."""
+    last_logged: dict[str, int] = {}
+
+    def report(endpoint: str, done: int, total: int) -> None:
+        step = max(1, total * every_percent // 100)
+        if done == total or done - last_logged.get(endpoint, 0) >= step:
+            last_logged[endpoint] = done
+            log.info(f"Finch {endpoint}: {done}/{total}")
+
+    return report
+
+
+def state_breakdown(connections: pl.DataFrame) -> dg.TableMetadataValue:
+    counts = connections.group_by("state").agg(
+        pl.len().alias("rows"), pl.col("needs_action").sum().alias("needs_action")
+    )
+    by_state = {row["state"]: row for row in counts.iter_rows(named=True)}
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "state": state,
+                    "rows": int(by_state.get(state, {}).get("rows", 0)),
+                    "needs_action": int(by_state.get(state, {}).get("needs_action", 0)),
+                }
+            )
+            for state in ("live", "staged", "disconnected")
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("state", "string"),
+                dg.TableColumn("rows", "int"),
+                dg.TableColumn("needs_action", "int"),
+            ]
+        ),
+    )
+
+
+def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
+    """Metadata per sync asset key."""
+    stats = result.request_stats
+    requests = {
+        "requests": stats["requests"],
+        "retries": stats["retries"],
+        "rate_limited_429": stats["rate_limited"],
+        "requests_per_token": round(stats["requests"] / max(1, result.sync_run["tokens"]), 3),
+    }
+    connections = result.connections
+    preview = connections.select(PREVIEW_COLUMNS).head(PREVIEW_ROWS)
+    return {
+        "finch_raw_responses": {
+            **requests,
+            "tokens": result.sync_run["tokens"],
+            "token_outcomes": dg.MetadataValue.json(result.token_outcomes),
+            "dagster/row_count": stats["requests"],
+        },
+        "finch_connections": {
+            "dagster/row_count": connections.height,
+            "state_breakdown": state_breakdown(connections),
+            "quarantined_rows": result.quarantine.height,
+            "as_of": result.as_of.isoformat(),
+            "preview": dg.MetadataValue.md(_markdown(preview)),
+        },
+        "finch_connections_history": {"dagster/row_count": connections.height},
+        "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},
+        "finch_sync_runs": {
+            "dagster/row_count": 1,
+            **requests,
+            "duration_seconds": round(result.sync_run["duration_seconds"], 2),
+            "state_breakdown": state_breakdown(connections),
+        },
+    }
+
+
+def _markdown(frame: pl.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(_cell(value) for value in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")[:60]

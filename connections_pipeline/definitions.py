@@ -1,0 +1,35 @@
+"""The one `Definitions` of the code location: assets, checks, jobs, schedules, resources."""
+
+import os
+
+import dagster as dg
+
+from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
+from connections_pipeline.settings import build_resources, sync_cron
+
+SYNC_JOB_NAME = "sync_connections"
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    # Settings are read when Dagster loads the code location, not at import.
+    env = dict(os.environ)
+    sync_job = dg.define_asset_job(
+        SYNC_JOB_NAME,
+        selection=dg.AssetSelection.groups(SYNC_GROUP),
+        description="Rebuild the Connections page from Finch into the warehouse.",
+    )
+    return dg.Definitions(
+        assets=[sync_finch_connections],
+        jobs=[sync_job],
+        schedules=[
+            dg.ScheduleDefinition(
+                name="sync_connections_schedule",
+                job=sync_job,
+                cron_schedule=sync_cron(env),
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        ],
+        resources=build_resources(env),
+    )

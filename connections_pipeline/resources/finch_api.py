@@ -1,0 +1,72 @@
+"""Finch API settings as a Dagster resource; the client itself lives in `finch/`."""
+
+import functools
+
+import dagster as dg
+
+from connections_pipeline.finch import FinchClient, FinchClientConfig
+from connections_pipeline.resources.redaction import redacted_repr
+from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
+
+EMBEDDED_BASE_URL = "http://finch.sandbox.local"
+
+
+@functools.cache
+def _embedded_sandbox(seed: int, connections: int, time_scale: float) -> FinchSandbox:
+    # One emulator per process and dataset, shared by the Finch and token-source resources.
+    return FinchSandbox(SandboxConfig(seed=seed, connections=connections, time_scale=time_scale))
+
+
+class FinchResource(dg.ConfigurableResource):
+    """Where Finch is and how hard the client may push it.
+
+    `base_url` unset means the embedded emulator, built from the `sandbox_*` settings.
+    `time_scale` shrinks Finch's rate-limit windows to match an emulator started with the
+    same `--time-scale`; keep 1 for Finch.
+    """
+
+    base_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    time_scale: float = 1.0
+    max_concurrency: int = 16
+    timeout_seconds: float = 30.0
+    max_attempts: int = 5
+    safety_margin: float = 0.05
+    sandbox_seed: int = 7
+    sandbox_connections: int = 200
+    sandbox_time_scale: float = 0.01
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.base_url
+
+    def sandbox(self) -> FinchSandbox:
+        """The in-process emulator used when `base_url` is unset (one per process)."""
+        return _embedded_sandbox(
+            self.sandbox_seed, self.sandbox_connections, self.sandbox_time_scale
+        )
+
+    def client_config(self) -> FinchClientConfig:
+        """Validated client settings; raises FinchConfigError naming the bad setting."""
+        embedded = self.embedded
+        client_id, client_secret = (
+            self.sandbox().credentials if embedded else (self.client_id, self.client_secret)
+        )
+        return FinchClientConfig(
+            base_url=EMBEDDED_BASE_URL if embedded else str(self.base_url),
+            client_id=client_id,
+            client_secret=client_secret,
+            time_scale=self.sandbox_time_scale if embedded else self.time_scale,
+            max_concurrency=self.max_concurrency,
+            timeout_seconds=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+            safety_margin=self.safety_margin,
+        )
+
+    def open_client(self) -> FinchClient:
+        transport = sandbox_transport(self.sandbox()) if self.embedded else None
+        return FinchClient(self.client_config(), transport=transport)

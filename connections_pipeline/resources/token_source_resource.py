@@ -1,0 +1,91 @@
+"""The token and session source as a Dagster resource."""
+
+from typing import Literal
+
+import dagster as dg
+
+from connections_pipeline.resources.finch_api import FinchResource
+from connections_pipeline.resources.redaction import redacted_repr
+from connections_pipeline.resources.token_source import (
+    SourceBatch,
+    TokenSourceError,
+    read_session_file,
+    read_token_file,
+    read_token_query,
+    tokens_from_records,
+)
+from connections_pipeline.sandbox import read_served_sandbox
+
+SourceKind = Literal["auto", "file", "sql", "sandbox"]
+
+
+class TokenSourceResource(dg.ConfigurableResource):
+    """Where access tokens and Connect-session records come from.
+
+    `auto` picks the file when CONNECTIONS_TOKENS_FILE is set, the SQL query when
+    CONNECTIONS_TOKENS_URL is set, and the embedded emulator's own tokens when FINCH_BASE_URL
+    is unset. `sandbox` reads the tokens of an emulator served at FINCH_BASE_URL.
+    """
+
+    kind: SourceKind = "auto"
+    tokens_file: str | None = None
+    sessions_file: str | None = None
+    tokens_url: str | None = None
+    tokens_query: str | None = None
+    sessions_query: str | None = None
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
+    def resolved_kind(self, finch: FinchResource) -> SourceKind:
+        """The source this configuration means; refuses contradictory or missing settings."""
+        if self.tokens_file and self.tokens_url:
+            raise TokenSourceError(
+                "CONNECTIONS_TOKENS_FILE and CONNECTIONS_TOKENS_URL are both set; choose one"
+            )
+        if self.tokens_url and not self.tokens_query:
+            raise TokenSourceError(
+                "CONNECTIONS_TOKENS_URL is set but CONNECTIONS_TOKENS_QUERY is not"
+            )
+        if self.tokens_query and not self.tokens_url:
+            raise TokenSourceError(
+                "CONNECTIONS_TOKENS_QUERY is set but CONNECTIONS_TOKENS_URL is not"
+            )
+        if self.kind != "auto":
+            return self.kind
+        if self.tokens_file:
+            return "file"
+        if self.tokens_url:
+            return "sql"
+        if finch.embedded:
+            return "sandbox"
+        raise TokenSourceError(
+            "FINCH_BASE_URL is set but no token source is: set CONNECTIONS_TOKENS_FILE or "
+            "CONNECTIONS_TOKENS_URL + CONNECTIONS_TOKENS_QUERY "
+            "(or CONNECTIONS_TOKENS_SOURCE=sandbox for a served sandbox emulator)"
+        )
+
+    def load(self, finch: FinchResource) -> SourceBatch:
+        kind = self.resolved_kind(finch)
+        if kind == "file":
+            if not self.tokens_file:
+                raise TokenSourceError(
+                    "CONNECTIONS_TOKENS_SOURCE=file needs CONNECTIONS_TOKENS_FILE"
+                )
+            batch = read_token_file(self.tokens_file)
+            sessions = read_session_file(self.sessions_file) if self.sessions_file else []
+            return SourceBatch(batch.tokens, sessions, batch.skipped_rows)
+        if kind == "sql":
+            if not (self.tokens_url and self.tokens_query):
+                raise TokenSourceError(
+                    "CONNECTIONS_TOKENS_SOURCE=sql needs CONNECTIONS_TOKENS_URL and "
+                    "CONNECTIONS_TOKENS_QUERY"
+                )
+            return read_token_query(self.tokens_url, self.tokens_query, self.sessions_query)
+        if finch.embedded:
+            sandbox = finch.sandbox()
+            tokens, sessions = sandbox.tokens(), sandbox.sessions()
+        else:
+            tokens, sessions = read_served_sandbox(str(finch.base_url))
+        batch = tokens_from_records(tokens, "sandbox tokens")
+        return SourceBatch(batch.tokens, sessions, batch.skipped_rows)

@@ -1,0 +1,84 @@
+"""Every setting the pipeline reads from the environment, in one place.
+
+Each present variable is bound with Dagster's `EnvVar`, so the value (secrets included) is
+resolved when a run starts and never stored in the definitions or shown in the UI; an absent
+one leaves the documented default.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from connections_pipeline.resources import (
+    FinchResource,
+    TokenSourceResource,
+    WarehouseResource,
+)
+from connections_pipeline.resources.warehouse_resource import DEFAULT_WAREHOUSE_URL
+
+DEFAULT_SYNC_CRON = "0 6 * * *"
+
+# environment variable -> (resource field, default); numbers are parsed where read
+FINCH_SETTINGS: dict[str, tuple[str, Any]] = {
+    "FINCH_BASE_URL": ("base_url", None),
+    "FINCH_CLIENT_ID": ("client_id", None),
+    "FINCH_CLIENT_SECRET": ("client_secret", None),
+    "CONNECTIONS_FINCH_TIME_SCALE": ("time_scale", 1.0),
+    "CONNECTIONS_FINCH_CONCURRENCY": ("max_concurrency", 16),
+    "CONNECTIONS_FINCH_TIMEOUT_SECONDS": ("timeout_seconds", 30.0),
+    "CONNECTIONS_FINCH_MAX_ATTEMPTS": ("max_attempts", 5),
+    "CONNECTIONS_SANDBOX_SEED": ("sandbox_seed", 7),
+    "CONNECTIONS_SANDBOX_CONNECTIONS": ("sandbox_connections", 200),
+}
+TOKEN_SOURCE_SETTINGS: dict[str, tuple[str, Any]] = {
+    "CONNECTIONS_TOKENS_SOURCE": ("kind", "auto"),
+    "CONNECTIONS_TOKENS_FILE": ("tokens_file", None),
+    "CONNECTIONS_SESSIONS_FILE": ("sessions_file", None),
+    "CONNECTIONS_TOKENS_URL": ("tokens_url", None),
+    "CONNECTIONS_TOKENS_QUERY": ("tokens_query", None),
+    "CONNECTIONS_SESSIONS_QUERY": ("sessions_query", None),
+}
+WAREHOUSE_SETTINGS: dict[str, tuple[str, Any]] = {
+    "CONNECTIONS_WAREHOUSE_URL": ("url", DEFAULT_WAREHOUSE_URL),
+    "CONNECTIONS_WAREHOUSE_SCHEMA": ("schema_name", "finch"),
+}
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+def _bind(settings: dict[str, tuple[str, Any]], env: Mapping[str, str]) -> dict[str, Any]:
+    bound: dict[str, Any] = {}
+    for name, (field, default) in settings.items():
+        if not env.get(name):
+            bound[field] = default
+        elif isinstance(default, bool | int | float) and not isinstance(default, bool):
+            bound[field] = _number(name, env[name], type(default))
+        else:
+            bound[field] = dg.EnvVar(name)
+    return bound
+
+
+def _number(name: str, text: str, kind: type) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingError(f"{name} must be a {kind.__name__}, got {text!r}") from None
+    if value <= 0:
+        raise SettingError(f"{name} must be positive, got {text!r}")
+    return value
+
+
+def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
+    finch = FinchResource(**_bind(FINCH_SETTINGS, env))
+    return {
+        "finch": finch,
+        "token_source": TokenSourceResource(**_bind(TOKEN_SOURCE_SETTINGS, env)),
+        "warehouse": WarehouseResource(**_bind(WAREHOUSE_SETTINGS, env)),
+    }
+
+
+def sync_cron(env: Mapping[str, str]) -> str:
+    return env.get("CONNECTIONS_SYNC_CRON") or DEFAULT_SYNC_CRON

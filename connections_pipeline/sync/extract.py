@@ -1,0 +1,131 @@
+"""Pull one run's raw responses out of Finch, spending as few requests as the data allows."""
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import polars as pl
+
+from connections_pipeline.finch import FinchCallResult, FinchClient
+from connections_pipeline.finch.client import gather_with_progress
+from connections_pipeline.resources.token_source import SourceBatch, SourceToken
+from connections_pipeline.transform.followups import plan_followups
+from connections_pipeline.transform.parse import parse_introspections
+
+logger = logging.getLogger(__name__)
+
+RAW_SCHEMA = {
+    "run_id": pl.String,
+    "endpoint": pl.String,
+    "token_fingerprint": pl.String,
+    "connection_id": pl.String,
+    "fetched_at": pl.Datetime("us", "UTC"),
+    "outcome": pl.String,
+    "status_code": pl.Int32,
+    "error_name": pl.String,
+    "finch_code": pl.String,
+    "request_id": pl.String,
+    "body": pl.String,
+}
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    raw: pl.DataFrame
+    as_of: datetime
+    request_stats: dict[str, Any]
+
+
+async def extract(
+    client: FinchClient,
+    batch: SourceBatch,
+    previous: pl.DataFrame,
+    run_id: str,
+    company_ttl: timedelta,
+    progress: Progress | None = None,
+) -> Extraction:
+    """Providers once, `/introspect` per token, then jobs and company only where needed."""
+    records: list[dict[str, Any]] = []
+    providers = await client.providers()
+    records.append(_raw(run_id, providers, None, None))
+    results = await client.introspect_many(
+        [token.access_token for token in batch.tokens],
+        on_progress=_reporter(progress, "introspect"),
+    )
+    for token, result in zip(batch.tokens, results, strict=True):
+        connection_id = result.data.get("connection_id") if result.ok else token.connection_id
+        records.append(_raw(run_id, result, token.fingerprint, connection_id))
+    as_of = _as_of(records)
+    introspections, _ = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
+    plan = plan_followups(introspections, batch.token_frame(), previous, as_of, company_ttl)
+    records += await _followups(client, batch.tokens, plan, run_id, progress)
+    return Extraction(pl.DataFrame(records, schema=RAW_SCHEMA), as_of, client.stats.as_dict())
+
+
+async def _followups(
+    client: FinchClient,
+    tokens: Sequence[SourceToken],
+    plan: pl.DataFrame,
+    run_id: str,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    by_fingerprint = {token.fingerprint: token for token in tokens}
+    jobs = plan.filter("need_jobs").select("connection_id", "token_fingerprint").rows()
+    companies = plan.filter("need_company").select("connection_id", "token_fingerprint").rows()
+    logger.info("Follow-ups: %d job listings, %d company lookups", len(jobs), len(companies))
+    records = []
+    for endpoint, wanted in (("jobs", jobs), ("company", companies)):
+        call = client.automated_jobs if endpoint == "jobs" else client.company
+        report = _reporter(progress, endpoint)
+        calls = [call(by_fingerprint[fingerprint].access_token) for _, fingerprint in wanted]
+        results = await gather_with_progress(calls, len(calls), report)
+        records += [
+            _raw(run_id, result, fingerprint, connection_id)
+            for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
+        ]
+    return records
+
+
+def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(endpoint, done, total)
+
+
+def _raw(
+    run_id: str, result: FinchCallResult, fingerprint: str | None, connection_id: str | None
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "endpoint": result.endpoint,
+        "token_fingerprint": fingerprint,
+        "connection_id": connection_id,
+        "fetched_at": _server_time(result.server_date) or datetime.now(UTC),
+        "outcome": result.outcome.value,
+        "status_code": result.status_code,
+        "error_name": result.error_name,
+        "finch_code": result.finch_code,
+        "request_id": result.request_id,
+        "body": json.dumps(result.data, ensure_ascii=False) if result.ok else None,
+    }
+
+
+def _server_time(header: str | None) -> datetime | None:
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_of(records: list[dict[str, Any]]) -> datetime:
+    """Finch's clock (the latest `Date` header seen), so the snapshot's idea of "now" is the
+    server's, not this machine's."""
+    return max(record["fetched_at"] for record in records)

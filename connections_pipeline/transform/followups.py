@@ -1,0 +1,62 @@
+"""Which connections need more than `/introspect` this run.
+
+A steady-state run costs about one request per token: `/jobs/automated` is called once per
+connection ever (its connection time never changes) and `/employer/company` only when the
+cached name is missing or older than the TTL.
+"""
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline.transform.parse import UTC_DATETIME
+
+
+def plan_followups(
+    introspections: pl.DataFrame,
+    token_source: pl.DataFrame,
+    previous: pl.DataFrame,
+    as_of: datetime,
+    company_ttl: timedelta,
+) -> pl.DataFrame:
+    """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company."""
+    freshest = (
+        introspections.join(
+            token_source.select("token_fingerprint", "issued_at"),
+            on="token_fingerprint",
+            how="left",
+        )
+        .sort(
+            ["connection_id", "issued_at", "token_fingerprint"],
+            descending=[False, True, False],
+            nulls_last=True,
+        )
+        .unique("connection_id", keep="first", maintain_order=True)
+    )
+    known = previous.filter(pl.col("connection_id").is_not_null()).select(
+        "connection_id",
+        pl.col("connected_at").alias("known_connected_at"),
+        pl.col("company_name").alias("known_company_name"),
+        pl.col("company_fetched_at").alias("known_company_fetched_at"),
+    )
+    stale_before = pl.lit(as_of - company_ttl).cast(UTC_DATETIME)
+    single_entity = pl.col("entities").list.len().fill_null(0) <= 1
+    has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
+    can_answer = ~pl.col("connection_status").is_in(
+        [*rules.NEEDS_ACTION_STATUSES, "pending"]
+    ).fill_null(True)
+    cache_stale = (
+        pl.col("known_company_name").is_null()
+        | pl.col("known_company_fetched_at").is_null()
+        | (pl.col("known_company_fetched_at") < stale_before)
+    )
+    return freshest.join(known, on="connection_id", how="left").select(
+        "connection_id",
+        "token_fingerprint",
+        (
+            pl.col("known_connected_at").is_null()
+            & (pl.col("connection_type") != rules.ASSISTED).fill_null(True)
+        ).alias("need_jobs"),
+        (single_entity & has_company_product & can_answer & cache_stale).alias("need_company"),
+    )

@@ -1,0 +1,316 @@
+"""Build one run's Connections snapshot from raw responses, the token source and the past.
+
+One row per `connection_id` (several tokens collapse into one connection; the freshest
+working token wins) plus one row per staged Connect session.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline.transform.parse import (
+    UTC_DATETIME,
+    parse_companies,
+    parse_connected_at,
+    parse_introspections,
+    parse_providers,
+)
+from connections_pipeline.transform.sessions import KIND_CONNECT, session_progress, staged_rows
+
+INVALID_TOKEN = "invalid_token"
+
+
+@dataclass(frozen=True)
+class SnapshotInputs:
+    """Everything one run knows, as frames; see `connections_pipeline.warehouse` for columns.
+
+    Args:
+        run_id: the Dagster run building the snapshot.
+        as_of: Finch's clock at extraction (its `Date` header), the time the snapshot shows.
+        raw: this run's raw responses.
+        token_source: token_fingerprint, source_connection_id, source_disconnected, issued_at.
+        previous: `finch_connections` before this run.
+        previous_tokens: `finch_tokens` before this run.
+        sessions: the Connect-session ledger.
+    """
+
+    run_id: str
+    as_of: datetime
+    raw: pl.DataFrame
+    token_source: pl.DataFrame
+    previous: pl.DataFrame
+    previous_tokens: pl.DataFrame
+    sessions: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    connections: pl.DataFrame
+    entities: pl.DataFrame
+    tokens: pl.DataFrame
+    rejected: pl.DataFrame
+    session_progress: pl.DataFrame
+
+
+def build_snapshot(inputs: SnapshotInputs, columns: list[str]) -> Snapshot:
+    """Classify every connection and staged session; `columns` is the output column order."""
+    as_of = pl.lit(inputs.as_of).cast(UTC_DATETIME)
+    introspections, rejected = parse_introspections(inputs.raw)
+    tokens = _token_outcomes(inputs, introspections, as_of)
+    live = _live_connections(inputs, introspections, tokens)
+    carried = _carried_forward(inputs, live, tokens)
+    connections = pl.concat([live, carried], how="diagonal_relaxed")
+    progress = session_progress(inputs.sessions, connections, inputs.as_of)
+    staged = staged_rows(progress, inputs.previous, _providers(inputs))
+    connections = pl.concat([connections, staged], how="diagonal_relaxed")
+    connections = _with_session_links(connections, progress)
+    connections = _with_derived_columns(connections, inputs, as_of)
+    return Snapshot(
+        connections=_conform(connections, columns).sort("connection_key"),
+        entities=_entities(introspections, live, inputs.run_id),
+        tokens=tokens.drop("source_disconnected", "issued_at"),
+        rejected=rejected.with_columns(pl.lit("introspection").alias("record_kind")),
+        session_progress=progress,
+    )
+
+
+def _token_outcomes(
+    inputs: SnapshotInputs, introspections: pl.DataFrame, as_of: pl.Expr
+) -> pl.DataFrame:
+    """One row per token called this run, mapped to its connection when anything knows it."""
+    calls = inputs.raw.filter(pl.col("endpoint") == "introspect").select(
+        "token_fingerprint", pl.col("outcome").alias("last_outcome")
+    )
+    seen = introspections.select("token_fingerprint", pl.col("connection_id").alias("seen_id"))
+    known = inputs.previous_tokens.select(
+        "token_fingerprint",
+        pl.col("connection_id").alias("known_id"),
+        pl.col("first_seen_at").alias("known_first_seen_at"),
+        pl.col("last_ok_at").alias("known_last_ok_at"),
+    )
+    source = inputs.token_source.select(
+        "token_fingerprint", "source_connection_id", "source_disconnected", "issued_at"
+    )
+    return (
+        calls.join(seen, on="token_fingerprint", how="left")
+        .join(known, on="token_fingerprint", how="left")
+        .join(source, on="token_fingerprint", how="left")
+        .select(
+            "token_fingerprint",
+            pl.coalesce("seen_id", "known_id", "source_connection_id").alias("connection_id"),
+            pl.coalesce("known_first_seen_at", as_of).alias("first_seen_at"),
+            as_of.alias("last_seen_at"),
+            "last_outcome",
+            pl.when(pl.col("seen_id").is_not_null())
+            .then(as_of)
+            .otherwise(pl.col("known_last_ok_at"))
+            .alias("last_ok_at"),
+            pl.col("source_disconnected").fill_null(False),
+            "issued_at",
+        )
+    )
+
+
+def _freshest_per_connection(introspections: pl.DataFrame, tokens: pl.DataFrame) -> pl.DataFrame:
+    ranked = introspections.join(
+        tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left"
+    )
+    return ranked.sort(
+        ["connection_id", "issued_at", "token_fingerprint"],
+        descending=[False, True, False],
+        nulls_last=True,
+    ).unique("connection_id", keep="first", maintain_order=True)
+
+
+def _live_connections(
+    inputs: SnapshotInputs, introspections: pl.DataFrame, tokens: pl.DataFrame
+) -> pl.DataFrame:
+    freshest = _freshest_per_connection(introspections, tokens)
+    # A connection's first token is obtained when the employer connects; it stands in for
+    # the connection time where Finch lists no automated jobs (assisted connections).
+    token_counts = tokens.group_by("connection_id").agg(
+        pl.len().cast(pl.Int32).alias("token_count"),
+        pl.col("issued_at").min().alias("first_token_issued_at"),
+    )
+    previous = inputs.previous.select(
+        "connection_id",
+        pl.col("company_name").alias("prev_company_name"),
+        pl.col("entity_count").alias("prev_entity_count"),
+        pl.col("company_fetched_at").alias("prev_company_fetched_at"),
+        pl.col("connected_at").alias("prev_connected_at"),
+        pl.col("first_seen_at").alias("prev_first_seen_at"),
+        pl.col("provider_name").alias("prev_provider_name"),
+    ).filter(pl.col("connection_id").is_not_null())
+    entity_count = pl.max_horizontal(pl.col("entities").list.len().fill_null(0), pl.lit(1))
+    first_entity_name = pl.col("entities").list.first().struct.field("name")
+    previous_legal_name = pl.when(pl.col("prev_entity_count") == 1).then("prev_company_name")
+    return (
+        freshest.join(token_counts, on="connection_id", how="left")
+        .join(parse_companies(inputs.raw), on="connection_id", how="left")
+        .join(parse_connected_at(inputs.raw), on="connection_id", how="left")
+        .join(previous, on="connection_id", how="left")
+        .join(_providers(inputs), on="provider_id", how="left")
+        .with_columns(entity_count.cast(pl.Int32).alias("entity_count"))
+        .select(
+            pl.col("connection_id").alias("connection_key"),
+            pl.lit(rules.LIVE).alias("state"),
+            "connection_id",
+            rules.company_name(
+                pl.col("entity_count"),
+                pl.coalesce("legal_name", previous_legal_name, first_entity_name),
+            ).alias("company_name"),
+            "company_id",
+            "customer_name",
+            "customer_id",
+            "customer_email",
+            "entity_count",
+            "connection_status",
+            "last_synced_at",
+            "connection_type",
+            pl.coalesce("connected_at", "prev_connected_at", "first_token_issued_at").alias(
+                "connected_at"
+            ),
+            "provider_id",
+            pl.coalesce("provider_name", "prev_provider_name").alias("provider_name"),
+            "products",
+            "token_count",
+            pl.col("token_fingerprint").alias("working_token_fingerprint"),
+            pl.col("prev_first_seen_at").alias("first_seen_at"),
+            pl.coalesce("company_fetched_at", "prev_company_fetched_at").alias(
+                "company_fetched_at"
+            ),
+            pl.lit(None, dtype=UTC_DATETIME).alias("disconnected_at"),
+            pl.lit(None, dtype=pl.String).alias("last_error"),
+        )
+    )
+
+
+def _carried_forward(
+    inputs: SnapshotInputs, live: pl.DataFrame, tokens: pl.DataFrame
+) -> pl.DataFrame:
+    """Connections not live this run: disconnected when every token is revoked, else kept.
+
+    A connection is disconnected when every token it had this run answered 401
+    `invalid_token_error` and it is known from an earlier run or the token source marks it
+    disconnected. Transient failures keep the previous row, with the reason in `last_error`.
+    """
+    not_live = tokens.filter(
+        pl.col("connection_id").is_not_null()
+        & ~pl.col("connection_id").is_in(live["connection_id"].implode())
+    )
+    per_connection = not_live.group_by("connection_id").agg(
+        (pl.col("last_outcome") == INVALID_TOKEN).all().alias("all_revoked"),
+        pl.col("source_disconnected").any().alias("source_disconnected"),
+        pl.col("last_outcome")
+        .filter(pl.col("last_outcome") != INVALID_TOKEN)
+        .first()
+        .alias("failure"),
+        pl.len().cast(pl.Int32).alias("token_count"),
+    )
+    known = inputs.previous.filter(
+        (pl.col("state") != rules.STAGED)
+        & ~pl.col("connection_id").is_in(live["connection_id"].implode())
+    )
+    revoked = pl.col("all_revoked").fill_null(False)
+    kept = known.join(per_connection, on="connection_id", how="left").with_columns(
+        pl.when(revoked).then(pl.lit(rules.DISCONNECTED)).otherwise("state").alias("state"),
+        pl.when(revoked)
+        .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
+        .otherwise("disconnected_at")
+        .alias("disconnected_at"),
+        pl.when(pl.col("failure").is_not_null())
+        .then(pl.format("not refreshed: token answered {}", "failure"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("last_error"),
+        pl.coalesce("token_count_right", "token_count").alias("token_count"),
+    )
+    # Known only to the token source: the application recorded the disconnection.
+    unseen = per_connection.filter(
+        pl.col("all_revoked")
+        & pl.col("source_disconnected")
+        & ~pl.col("connection_id").is_in(inputs.previous["connection_id"].implode())
+    ).select(
+        pl.col("connection_id").alias("connection_key"),
+        pl.lit(rules.DISCONNECTED).alias("state"),
+        "connection_id",
+        "token_count",
+        pl.lit(inputs.as_of).cast(UTC_DATETIME).alias("disconnected_at"),
+    )
+    return pl.concat(
+        [kept.drop("all_revoked", "source_disconnected", "failure", "token_count_right"), unseen],
+        how="diagonal_relaxed",
+    )
+
+
+def _providers(inputs: SnapshotInputs) -> pl.DataFrame:
+    return parse_providers(inputs.raw)
+
+
+def _with_session_links(connections: pl.DataFrame, progress: pl.DataFrame) -> pl.DataFrame:
+    """Live and disconnected rows carry the id of the Connect session that created them."""
+    links = (
+        progress.filter(pl.col("connection_id").is_not_null() & (pl.col("kind") == KIND_CONNECT))
+        .sort("created_at", descending=True)
+        .select("connection_id", pl.col("session_id").alias("linked_session_id"))
+        .unique("connection_id", keep="first", maintain_order=True)
+    )
+    if "session_id" not in connections.columns:
+        connections = connections.with_columns(pl.lit(None, dtype=pl.String).alias("session_id"))
+    return (
+        connections.join(links, on="connection_id", how="left")
+        .with_columns(pl.coalesce("session_id", "linked_session_id").alias("session_id"))
+        .drop("linked_session_id")
+    )
+
+
+def _with_derived_columns(
+    connections: pl.DataFrame, inputs: SnapshotInputs, as_of: pl.Expr
+) -> pl.DataFrame:
+    state, status = pl.col("state"), pl.col("connection_status")
+    return connections.with_columns(
+        pl.when(state == rules.DISCONNECTED)
+        .then(pl.lit(rules.DISCONNECTED_STATUS))
+        .otherwise(status)
+        .alias("connection_status"),
+        rules.needs_action(state, status).alias("needs_action"),
+        rules.expected_refresh_hours(pl.col("connection_type")).alias("expected_refresh_hours"),
+        rules.sync_overdue(
+            state,
+            pl.col("last_synced_at"),
+            pl.col("connected_at"),
+            rules.expected_refresh_hours(pl.col("connection_type")),
+            as_of,
+        ).alias("sync_overdue"),
+        pl.coalesce("first_seen_at", as_of).alias("first_seen_at"),
+        # Rows carried from an earlier run keep the time they were last seen working.
+        pl.coalesce("last_seen_at", as_of).alias("last_seen_at"),
+        pl.lit(inputs.run_id).alias("run_id"),
+    )
+
+
+def _entities(introspections: pl.DataFrame, live: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    freshest = introspections.filter(
+        pl.col("token_fingerprint").is_in(live["working_token_fingerprint"].implode())
+    )
+    entity = pl.col("entity")
+    return (
+        freshest.select("connection_id", pl.col("entities").alias("entity"))
+        .explode("entity")
+        .filter(entity.is_not_null() & entity.struct.field("id").is_not_null())
+        .select(
+            "connection_id",
+            entity.struct.field("id").alias("entity_id"),
+            entity.struct.field("name").alias("entity_name"),
+            entity.struct.field("source_id").alias("source_id"),
+            entity.struct.field("status").alias("entity_status"),
+            pl.lit(run_id).alias("run_id"),
+        )
+        .unique(["connection_id", "entity_id"], keep="first", maintain_order=True)
+    )
+
+
+def _conform(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    missing = [pl.lit(None).alias(name) for name in columns if name not in frame.columns]
+    return frame.with_columns(missing).select(columns)

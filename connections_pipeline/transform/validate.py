@@ -1,0 +1,71 @@
+"""Split a frame into rows that pass its Pandera model and rows quarantined with reasons."""
+
+import json
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+ROW_INDEX = "__row__"
+
+
+class SchemaMismatchError(ValueError):
+    """The frame's columns or types are wrong: a bug in the pipeline, not a bad record."""
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    valid: pl.DataFrame
+    quarantined: pl.DataFrame  # record_key, reason, payload
+    failed_checks: dict[str, int]
+
+    @property
+    def passed(self) -> bool:
+        return self.quarantined.is_empty()
+
+
+def split_valid(
+    frame: pl.DataFrame, model: type[pa.DataFrameModel], key_column: str
+) -> ValidationOutcome:
+    """Validate lazily (every failure at once) and quarantine exactly the failing rows."""
+    try:
+        model.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        failures = exc.failure_cases
+    else:
+        return ValidationOutcome(frame, _empty_quarantine(), {})
+    schema_level = failures.filter(pl.col("index").is_null())
+    if not schema_level.is_empty():
+        problems = "; ".join(
+            f"{row['column']}: {row['check']}" for row in schema_level.iter_rows(named=True)
+        )
+        raise SchemaMismatchError(f"{model.__name__} does not fit the frame: {problems}")
+    reasons = (
+        failures.with_columns(
+            pl.format("{} failed {}", pl.col("column"), pl.col("check")).alias("reason")
+        )
+        .group_by("index")
+        .agg(pl.col("reason").unique().sort().str.join("; "))
+        .rename({"index": ROW_INDEX})
+        .with_columns(pl.col(ROW_INDEX).cast(pl.UInt32))
+    )
+    indexed = frame.with_row_index(ROW_INDEX)
+    bad = indexed.join(reasons, on=ROW_INDEX, how="inner").sort(ROW_INDEX)
+    good = indexed.join(reasons, on=ROW_INDEX, how="anti").drop(ROW_INDEX)
+    quarantined = pl.DataFrame(
+        {
+            "record_key": bad[key_column].cast(pl.String),
+            "reason": bad["reason"],
+            "payload": [
+                json.dumps(row, default=str, ensure_ascii=False)
+                for row in bad.drop(ROW_INDEX, "reason").iter_rows(named=True)
+            ],
+        },
+        schema={"record_key": pl.String, "reason": pl.String, "payload": pl.String},
+    )
+    counts = failures.group_by("check").len().iter_rows()
+    return ValidationOutcome(good, quarantined, {str(check): n for check, n in counts})
+
+
+def _empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema={"record_key": pl.String, "reason": pl.String, "payload": pl.String})

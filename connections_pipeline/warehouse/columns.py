@@ -1,0 +1,339 @@
+"""The warehouse's column lists: one place for names, Polars dtypes and nullability.
+
+Transform code imports these constants to build frames with exactly the schema the loader
+expects; `tables.py` derives the SQL tables from the same lists, so the two cannot drift.
+"""
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+
+class Column(NamedTuple):
+    """One warehouse column: its name, its Polars dtype and whether it may be null."""
+
+    name: str
+    dtype: pl.DataType
+    nullable: bool = True
+
+
+def _text(name: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Utf8(), nullable)
+
+
+def _int(name: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Int32(), nullable)
+
+
+def _float(name: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Float64(), nullable)
+
+
+def _bool(name: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Boolean(), nullable)
+
+
+def _ts(name: str, nullable: bool = True) -> Column:
+    return Column(name, UTC_DATETIME, nullable)
+
+
+CONNECTIONS = "finch_connections"
+CONNECTIONS_HISTORY = "finch_connections_history"
+CONNECTION_ENTITIES = "finch_connection_entities"
+TOKENS = "finch_tokens"
+SYNC_RUNS = "finch_sync_runs"
+QUARANTINE = "finch_quarantine"
+RAW_RESPONSES = "finch_raw_responses"
+CONNECT_SESSIONS = "finch_connect_sessions"
+SCHEMA_VERSION_TABLE = "finch_schema_version"
+
+CONNECTIONS_COLUMNS: tuple[Column, ...] = (
+    _text("connection_key", nullable=False),
+    _text("state", nullable=False),
+    _text("connection_id"),
+    _text("session_id"),
+    _text("company_name"),
+    _text("company_id"),
+    _text("customer_name"),
+    _text("customer_id"),
+    _text("customer_email"),
+    _int("entity_count"),
+    _text("connection_status"),
+    _bool("needs_action", nullable=False),
+    _ts("last_synced_at"),
+    _text("connection_type"),
+    _int("expected_refresh_hours"),
+    _bool("sync_overdue", nullable=False),
+    _ts("connected_at"),
+    _text("provider_id"),
+    _text("provider_name"),
+    _text("products"),
+    _ts("session_expires_at"),
+    _int("token_count"),
+    _text("working_token_fingerprint"),
+    _ts("first_seen_at", nullable=False),
+    _ts("last_seen_at", nullable=False),
+    _ts("disconnected_at"),
+    _ts("company_fetched_at"),
+    _text("last_error"),
+    _text("run_id", nullable=False),
+)
+
+# Attributes whose change opens a new history version. Everything else in the snapshot
+# (sync times, overdue flag, seen times, errors) moves on every run and would flood history.
+TRACKED_ATTRIBUTES: tuple[str, ...] = (
+    "state",
+    "connection_id",
+    "session_id",
+    "company_name",
+    "company_id",
+    "customer_name",
+    "customer_id",
+    "customer_email",
+    "entity_count",
+    "connection_status",
+    "needs_action",
+    "connection_type",
+    "provider_id",
+    "provider_name",
+    "products",
+)
+
+_CONNECTION_DTYPES = {column.name: column for column in CONNECTIONS_COLUMNS}
+
+CONNECTIONS_HISTORY_COLUMNS: tuple[Column, ...] = (
+    _text("connection_key", nullable=False),
+    _ts("valid_from", nullable=False),
+    _ts("valid_to"),
+    _bool("is_current", nullable=False),
+    _text("run_id", nullable=False),
+    *(_CONNECTION_DTYPES[name] for name in TRACKED_ATTRIBUTES),
+)
+
+CONNECTION_ENTITIES_COLUMNS: tuple[Column, ...] = (
+    _text("connection_id", nullable=False),
+    _text("entity_id", nullable=False),
+    _text("entity_name"),
+    _text("source_id"),
+    _text("entity_status"),
+    _text("run_id", nullable=False),
+)
+
+TOKENS_COLUMNS: tuple[Column, ...] = (
+    _text("token_fingerprint", nullable=False),
+    _text("connection_id"),
+    _ts("first_seen_at", nullable=False),
+    _ts("last_seen_at", nullable=False),
+    _text("last_outcome"),
+    _ts("last_ok_at"),
+)
+
+SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
+    _text("run_id", nullable=False),
+    _ts("started_at"),
+    _ts("finished_at"),
+    _ts("as_of", nullable=False),
+    _float("duration_seconds"),
+    _int("tokens"),
+    _int("live"),
+    _int("staged"),
+    _int("disconnected"),
+    _int("quarantined"),
+    _int("requests"),
+    _int("retries"),
+    _int("rate_limited"),
+    _int("invalid_tokens"),
+    _int("needs_reauth"),
+    _int("failed_tokens"),
+    _text("status"),
+)
+
+QUARANTINE_COLUMNS: tuple[Column, ...] = (
+    _text("run_id", nullable=False),
+    _text("record_kind", nullable=False),
+    _text("record_key"),
+    _text("reason", nullable=False),
+    _text("payload"),
+    _ts("quarantined_at"),
+)
+
+RAW_RESPONSES_COLUMNS: tuple[Column, ...] = (
+    _text("run_id", nullable=False),
+    _text("endpoint", nullable=False),
+    _text("token_fingerprint"),
+    _text("connection_id"),
+    _ts("fetched_at"),
+    _text("outcome"),
+    _int("status_code"),
+    _text("error_name"),
+    _text("finch_code"),
+    _text("request_id"),
+    _text("body"),
+)
+
+SESSION_PROGRESS_COLUMNS: tuple[str, ...] = (
+    "status",
+    "connection_id",
+    "completed_at",
+    "time_to_connect_seconds",
+    "status_updated_at",
+)
+
+CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
+    _text("session_id", nullable=False),
+    _text("connect_url"),
+    _text("customer_id"),
+    _text("customer_name"),
+    _text("customer_email"),
+    _text("products"),
+    _text("redirect_uri"),
+    _text("provider_id"),
+    _text("auth_method"),
+    _bool("manual"),
+    _text("sandbox"),
+    _int("minutes_to_expire"),
+    _text("kind"),
+    _text("reauth_connection_id"),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _text("created_by"),
+    _text("status"),
+    _text("connection_id"),
+    _ts("completed_at"),
+    _float("time_to_connect_seconds"),
+    _ts("status_updated_at"),
+)
+
+SCHEMA_VERSION_COLUMNS: tuple[Column, ...] = (
+    _int("version", nullable=False),
+    _ts("applied_at", nullable=False),
+)
+
+TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
+    {
+        CONNECTIONS: CONNECTIONS_COLUMNS,
+        CONNECTIONS_HISTORY: CONNECTIONS_HISTORY_COLUMNS,
+        CONNECTION_ENTITIES: CONNECTION_ENTITIES_COLUMNS,
+        TOKENS: TOKENS_COLUMNS,
+        SYNC_RUNS: SYNC_RUNS_COLUMNS,
+        QUARANTINE: QUARANTINE_COLUMNS,
+        RAW_RESPONSES: RAW_RESPONSES_COLUMNS,
+        CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
+        SCHEMA_VERSION_TABLE: SCHEMA_VERSION_COLUMNS,
+    }
+)
+
+# Primary keys; the log-like tables (quarantine, raw responses) have none and are replaced
+# per run_id instead.
+PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        CONNECTIONS: ("connection_key",),
+        CONNECTIONS_HISTORY: ("connection_key", "valid_from"),
+        CONNECTION_ENTITIES: ("connection_id", "entity_id"),
+        TOKENS: ("token_fingerprint",),
+        SYNC_RUNS: ("run_id",),
+        QUARANTINE: (),
+        RAW_RESPONSES: (),
+        CONNECT_SESSIONS: ("session_id",),
+        SCHEMA_VERSION_TABLE: ("version",),
+    }
+)
+
+# Columns a caller may leave out of a frame because the loader fills them (with the run_id).
+LOADER_FILLED: frozenset[str] = frozenset({"run_id"})
+
+
+def columns_of(table_name: str) -> tuple[Column, ...]:
+    """The column list of a warehouse table; ValueError for an unknown name."""
+    try:
+        return TABLE_COLUMNS[table_name]
+    except KeyError:
+        known = ", ".join(sorted(TABLE_COLUMNS))
+        raise ValueError(f"unknown warehouse table {table_name!r}; known: {known}") from None
+
+
+def polars_schema(table_name: str) -> pl.Schema:
+    """The Polars schema (ordered names and dtypes) of a warehouse table."""
+    return pl.Schema([(column.name, column.dtype) for column in columns_of(table_name)])
+
+
+def empty_frame(table_name: str) -> pl.DataFrame:
+    """A frame with no rows and exactly the columns and dtypes of `table_name`."""
+    return pl.DataFrame(schema=polars_schema(table_name))
+
+
+def conform(
+    frame: pl.DataFrame,
+    table_name: str,
+    fill: Mapping[str, object] | None = None,
+    *,
+    only: tuple[str, ...] | None = None,
+    missing_as_null: bool = False,
+) -> pl.DataFrame:
+    """Return `frame` with exactly the table's columns, in order, cast to the table's dtypes.
+
+    Args:
+        frame: the caller's frame; extra columns are an error, so a misspelt column name
+            cannot be silently dropped.
+        table_name: a key of TABLE_COLUMNS.
+        fill: literal values for columns the loader owns (e.g. run_id); they replace
+            whatever the frame holds in those columns.
+        only: conform to these columns of the table (in this order) instead of all.
+        missing_as_null: fill absent nullable columns with nulls instead of failing.
+
+    Returns:
+        The conformed frame. Datetimes are converted to UTC; naive datetimes are rejected
+        because their instant is unknown.
+    """
+    columns = columns_of(table_name)
+    if only is not None:
+        by_name = {column.name: column for column in columns}
+        columns = tuple(by_name[name] for name in only)
+    fill = dict(fill or {})
+    names = {column.name for column in columns}
+    extra = [name for name in frame.columns if name not in names]
+    if extra:
+        raise ValueError(f"{table_name}: unexpected columns {extra}")
+    missing = [
+        column.name
+        for column in columns
+        if column.name not in frame.columns
+        and column.name not in fill
+        and not (missing_as_null and column.nullable)
+    ]
+    if missing:
+        raise ValueError(f"{table_name}: missing columns {missing}")
+    expressions = []
+    for column in columns:
+        if column.name in fill:
+            expressions.append(pl.lit(fill[column.name], dtype=column.dtype).alias(column.name))
+            continue
+        if column.name not in frame.columns:
+            expressions.append(pl.lit(None, dtype=column.dtype).alias(column.name))
+            continue
+        source = frame.schema[column.name]
+        expression = pl.col(column.name)
+        if isinstance(column.dtype, pl.Datetime):
+            if isinstance(source, pl.Datetime):
+                if source.time_zone is None:
+                    raise ValueError(
+                        f"{table_name}.{column.name}: naive datetimes are ambiguous; "
+                        "use timezone-aware UTC (pl.Datetime('us', 'UTC'))"
+                    )
+                expression = expression.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+            elif source != pl.Null:
+                raise ValueError(
+                    f"{table_name}.{column.name}: expected a UTC datetime, got {source}"
+                )
+        expressions.append(expression.cast(column.dtype, strict=True).alias(column.name))
+    return frame.select(expressions)
+
+
+def duplicated_keys(frame: pl.DataFrame, keys: tuple[str, ...]) -> list:
+    """Up to five key values that occur more than once in `frame`."""
+    duplicated = frame.select(keys).filter(pl.struct(keys).is_duplicated())
+    return duplicated.unique(maintain_order=True).head(5).rows()

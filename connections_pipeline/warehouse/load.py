@@ -1,0 +1,296 @@
+"""Loading one sync run: every table of the run in one transaction.
+
+Order inside the transaction: lock, read the previous snapshot and the open history
+versions, diff in Polars, then write only what changed: connections, history, entities,
+tokens, quarantine, and last the sync-run row. A failure anywhere rolls all of it back, so
+readers see the previous run's tables or this run's, never a mix.
+"""
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as upsert
+
+from connections_pipeline.warehouse import bulk
+from connections_pipeline.warehouse.columns import (
+    CONNECTION_ENTITIES,
+    CONNECTIONS,
+    CONNECTIONS_HISTORY,
+    QUARANTINE,
+    SYNC_RUNS,
+    TOKENS,
+    TRACKED_ATTRIBUTES,
+    conform,
+    duplicated_keys,
+    empty_frame,
+    polars_schema,
+)
+from connections_pipeline.warehouse.history import (
+    KEY,
+    SnapshotDiff,
+    diff_snapshot,
+    plan_history,
+)
+
+
+@dataclass(frozen=True)
+class RunLoad:
+    """Everything one sync run writes to the warehouse.
+
+    Frames use the column lists in `columns.py` (build them from `empty_frame(...)` or
+    the `*_COLUMNS` constants). run_id columns may be omitted: the loader fills them.
+    """
+
+    run_id: str
+    as_of: dt.datetime
+    connections: pl.DataFrame
+    entities: pl.DataFrame = field(default_factory=lambda: empty_frame(CONNECTION_ENTITIES))
+    tokens: pl.DataFrame = field(default_factory=lambda: empty_frame(TOKENS))
+    quarantine: pl.DataFrame = field(default_factory=lambda: empty_frame(QUARANTINE))
+    sync_run: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a load changed. Current-table counts: inserted + updated + unchanged equals
+    the snapshot's rows; deleted rows were in the previous snapshot only."""
+
+    run_id: str
+    inserted: int
+    updated: int
+    deleted: int
+    unchanged: int
+    history_opened: int
+    history_closed: int
+    history_replaced: int
+    entities: int
+    tokens: int
+    quarantined: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.inserted
+            or self.updated
+            or self.deleted
+            or self.history_opened
+            or self.history_closed
+            or self.history_replaced
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    run_id: str
+    as_of: dt.datetime
+    connections: pl.DataFrame
+    entities: pl.DataFrame
+    tokens: pl.DataFrame
+    quarantine: pl.DataFrame
+    sync_run: pl.DataFrame
+
+
+def _utc(value: dt.datetime, name: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(dt.UTC)
+
+
+def _no_duplicates(frame: pl.DataFrame, table: str, keys: tuple[str, ...]) -> None:
+    duplicates = duplicated_keys(frame, keys)
+    if duplicates:
+        raise ValueError(f"{table}: duplicate {', '.join(keys)} {duplicates}")
+
+
+def prepare(run: RunLoad) -> _Prepared:
+    """Validate and conform a run's inputs before any transaction is opened."""
+    if not isinstance(run.run_id, str) or not run.run_id:
+        raise ValueError(f"run_id must be a non-empty string, got {run.run_id!r}")
+    as_of = _utc(run.as_of, "as_of")
+    fill = {"run_id": run.run_id}
+    # Sorted by key: PostgreSQL btree and DuckDB ART inserts are cheapest in key order, and
+    # duplicates become neighbours, which is cheaper to check than hashing every key.
+    connections = conform(run.connections, CONNECTIONS, fill).sort(KEY)
+    if connections.height and (connections[KEY] == connections[KEY].shift(1)).any():
+        _no_duplicates(connections, CONNECTIONS, (KEY,))
+    tokens = conform(run.tokens, TOKENS)
+    _no_duplicates(tokens, TOKENS, ("token_fingerprint",))
+    sync_values = dict(run.sync_run)
+    if sync_values.get("run_id", run.run_id) != run.run_id:
+        raise ValueError(f"sync_run run_id {sync_values['run_id']!r} != {run.run_id!r}")
+    sync_values["run_id"] = run.run_id
+    sync_values.setdefault("as_of", as_of)
+    schema = polars_schema(SYNC_RUNS)
+    unknown = sorted(set(sync_values) - set(schema.names()))
+    if unknown:
+        raise ValueError(f"{SYNC_RUNS}: unexpected fields {unknown}")
+    sync_frame = pl.DataFrame(
+        {name: [value] for name, value in sync_values.items()},
+        schema={name: schema[name] for name in sync_values},
+        strict=False,
+    )
+    return _Prepared(
+        run_id=run.run_id,
+        as_of=as_of,
+        connections=connections,
+        entities=conform(run.entities, CONNECTION_ENTITIES, fill),
+        tokens=tokens,
+        quarantine=conform(run.quarantine, QUARANTINE, fill),
+        sync_run=conform(sync_frame, SYNC_RUNS, missing_as_null=True),
+    )
+
+
+def _lock(connection: sa.Connection, table: sa.Table) -> None:
+    # Serialises concurrent loads of the same warehouse; plain SELECTs are not blocked.
+    if bulk.is_postgres(connection):
+        name = connection.dialect.identifier_preparer.format_table(table)
+        connection.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def _write_connections(connection: sa.Connection, table: sa.Table, diff: SnapshotDiff) -> None:
+    if diff.removed_keys.height:
+        with bulk.staged(connection, diff.removed_keys, table) as keys:
+            connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
+    # New and changed rows go straight into the target table: their old versions are gone.
+    bulk.write_frame(connection, table, diff.upserts)
+
+
+def _write_history(
+    connection: sa.Connection,
+    history: sa.Table,
+    current: sa.Table,
+    run: _Prepared,
+    open_versions: pl.DataFrame,
+) -> tuple[int, int, int]:
+    plan = plan_history(open_versions, run.connections, run.as_of, run.run_id)
+    if plan.closing_keys.height:
+        with bulk.staged(connection, plan.closing_keys, history) as keys:
+            closing = sa.and_(history.c.is_current, history.c[KEY].in_(sa.select(keys.c[KEY])))
+            connection.execute(history.delete().where(closing, history.c.valid_from == run.as_of))
+            connection.execute(
+                history.update()
+                .where(closing, history.c.valid_from < run.as_of)
+                .values(valid_to=run.as_of, is_current=False)
+            )
+    if plan.opens_every_row and plan.opened.height:
+        # First load (or history emptied): every current row opens a version, and those
+        # rows are already on the server, so copy them there instead of sending them again.
+        source = sa.select(
+            current.c[KEY],
+            sa.literal(run.as_of, history.c.valid_from.type),
+            sa.null(),
+            sa.true(),
+            sa.literal(run.run_id, history.c.run_id.type),
+            *(current.c[name] for name in TRACKED_ATTRIBUTES),
+        ).order_by(current.c[KEY])
+        connection.execute(history.insert().from_select(plan.opened.columns, source))
+    else:
+        bulk.write_frame(connection, history, plan.opened)
+    return plan.opened.height, plan.closed, plan.replaced
+
+
+def _write_entities(connection: sa.Connection, table: sa.Table, entities: pl.DataFrame) -> None:
+    """Replace the entity set of each connection whose entities changed (run_id aside), so
+    an unchanged connection keeps the rows, and run_id, it had."""
+    if entities.is_empty():
+        return
+    stored = bulk.read_select(connection, sa.select(table), polars_schema(CONNECTION_ENTITIES))
+    compared = [name for name in entities.columns if name != "run_id"]
+    changed_rows = pl.concat(
+        [
+            entities.join(stored, on=compared, how="anti", nulls_equal=True),
+            stored.filter(pl.col("connection_id").is_in(entities["connection_id"].implode())).join(
+                entities, on=compared, how="anti", nulls_equal=True
+            ),
+        ]
+    )
+    ids = changed_rows.select("connection_id").unique()
+    if ids.is_empty():
+        return
+    entities = entities.join(ids, on="connection_id", how="semi")
+    with bulk.staged(connection, ids, table) as staged_ids:
+        connection.execute(
+            table.delete().where(table.c.connection_id.in_(sa.select(staged_ids.c.connection_id)))
+        )
+    bulk.write_frame(connection, table, entities.sort("connection_id", "entity_id"))
+
+
+def _write_tokens(connection: sa.Connection, table: sa.Table, tokens: pl.DataFrame) -> None:
+    if tokens.is_empty():
+        return
+    with bulk.staged(connection, tokens, table) as staged_tokens:
+        statement = upsert(table).from_select(
+            tokens.columns, sa.select(*(staged_tokens.c[name] for name in tokens.columns))
+        )
+        new = statement.excluded
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["token_fingerprint"],
+                set_={
+                    "connection_id": sa.func.coalesce(new.connection_id, table.c.connection_id),
+                    "first_seen_at": sa.func.least(table.c.first_seen_at, new.first_seen_at),
+                    "last_seen_at": sa.func.greatest(table.c.last_seen_at, new.last_seen_at),
+                    "last_outcome": new.last_outcome,
+                    "last_ok_at": sa.func.greatest(table.c.last_ok_at, new.last_ok_at),
+                },
+            )
+        )
+
+
+def _replace_run_rows(
+    connection: sa.Connection, table: sa.Table, run_id: str, frame: pl.DataFrame
+) -> None:
+    connection.execute(table.delete().where(table.c.run_id == run_id))
+    bulk.write_frame(connection, table, frame)
+
+
+def _write_sync_run(connection: sa.Connection, table: sa.Table, run: _Prepared) -> None:
+    _replace_run_rows(connection, table, run.run_id, run.sync_run)
+
+
+def load_run(
+    connection: sa.Connection, tables: Mapping[str, sa.Table], run: RunLoad
+) -> LoadSummary:
+    """Load one run inside the caller's transaction (see the module docstring).
+
+    Args:
+        connection: a connection with an open transaction; the caller commits.
+        tables: the warehouse tables by name (from `tables.build_metadata`).
+        run: the run's frames.
+    """
+    prepared = prepare(run)
+    current = tables[CONNECTIONS]
+    history = tables[CONNECTIONS_HISTORY]
+    _lock(connection, current)
+    previous = bulk.read_select(connection, sa.select(current), polars_schema(CONNECTIONS))
+    open_columns = (KEY, "valid_from", *TRACKED_ATTRIBUTES)
+    history_schema = polars_schema(CONNECTIONS_HISTORY)
+    open_versions = bulk.read_select(
+        connection,
+        sa.select(*(history.c[name] for name in open_columns)).where(history.c.is_current),
+        pl.Schema([(name, history_schema[name]) for name in open_columns]),
+    )
+    diff = diff_snapshot(previous, prepared.connections)
+    _write_connections(connection, current, diff)
+    opened, closed, replaced = _write_history(connection, history, current, prepared, open_versions)
+    _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities)
+    _write_tokens(connection, tables[TOKENS], prepared.tokens)
+    _replace_run_rows(connection, tables[QUARANTINE], prepared.run_id, prepared.quarantine)
+    _write_sync_run(connection, tables[SYNC_RUNS], prepared)
+    return LoadSummary(
+        run_id=prepared.run_id,
+        inserted=diff.inserted,
+        updated=diff.updated,
+        deleted=diff.deleted,
+        unchanged=diff.unchanged,
+        history_opened=opened,
+        history_closed=closed,
+        history_replaced=replaced,
+        entities=prepared.entities.height,
+        tokens=prepared.tokens.height,
+        quarantined=prepared.quarantine.height,
+    )

@@ -1,0 +1,128 @@
+"""SQLAlchemy tables built from the column lists, and the create-and-migrate step."""
+
+import datetime as dt
+import re
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from connections_pipeline.warehouse.columns import (
+    PRIMARY_KEYS,
+    SCHEMA_VERSION_TABLE,
+    TABLE_COLUMNS,
+    Column,
+)
+
+SCHEMA_SETTING = "CONNECTIONS_WAREHOUSE_SCHEMA"
+DEFAULT_SCHEMA = "finch"
+# Bumped when a release changes the tables; migrations are additive (new columns only).
+SCHEMA_VERSION = 1
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# Key columns compare byte-wise on PostgreSQL: btree comparisons skip the locale, and the
+# order equals Polars' string sort, so a frame sorted in Polars appends to the index.
+_KEY_TEXT = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+
+def validate_schema_name(schema: str) -> str:
+    """Return `schema` if it is a plain SQL identifier, else raise ValueError.
+
+    The name is interpolated into DDL and COPY statements, so nothing that would need
+    quoting is accepted.
+    """
+    if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
+        raise ValueError(
+            f"{SCHEMA_SETTING} must be a plain identifier matching "
+            f"{_IDENTIFIER.pattern}, got {schema!r}"
+        )
+    return schema
+
+
+def _sql_type(column: Column, is_key: bool) -> sa.types.TypeEngine:
+    dtype = column.dtype
+    if dtype == pl.Utf8:
+        return _KEY_TEXT if is_key else sa.Text()
+    if dtype == pl.Int32:
+        return sa.Integer()
+    if dtype == pl.Float64:
+        return sa.Double()
+    if dtype == pl.Boolean:
+        return sa.Boolean()
+    if isinstance(dtype, pl.Datetime):
+        return sa.DateTime(timezone=True)
+    raise TypeError(f"no SQL type for {column.name}: {dtype}")
+
+
+def build_metadata(schema: str = DEFAULT_SCHEMA) -> sa.MetaData:
+    """All warehouse tables in a MetaData bound to `schema` (validated)."""
+    metadata = sa.MetaData(schema=validate_schema_name(schema))
+    for table_name, columns in TABLE_COLUMNS.items():
+        keys = PRIMARY_KEYS[table_name]
+        sa.Table(
+            table_name,
+            metadata,
+            *(
+                sa.Column(
+                    column.name,
+                    _sql_type(column, column.name in keys),
+                    nullable=column.nullable,
+                    primary_key=column.name in keys,
+                    autoincrement=False,
+                )
+                for column in columns
+            ),
+        )
+    return metadata
+
+
+def ensure_tables(connection: sa.Connection, metadata: sa.MetaData) -> list[str]:
+    """Create the schema and tables if missing and add columns missing from old tables.
+
+    Runs in the caller's transaction. Idempotent. Added columns are nullable even when the
+    column is NOT NULL for new tables: existing rows have no value for them.
+
+    Returns:
+        The "table.column" names that were added.
+    """
+    if connection.dialect.name == "postgresql":
+        # Two processes creating the same tables at once would race on the catalog.
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(0x46494E4348)))
+    connection.execute(sa.schema.CreateSchema(metadata.schema, if_not_exists=True))
+    metadata.create_all(connection)
+    # information_schema, not SQLAlchemy's inspector: it answers the same on both databases.
+    catalog = sa.table(
+        "columns",
+        sa.column("table_schema"),
+        sa.column("table_name"),
+        sa.column("column_name"),
+        schema="information_schema",
+    )
+    query = sa.select(catalog.c.table_name, catalog.c.column_name).where(
+        catalog.c.table_schema == metadata.schema
+    )
+    present = {(table_name, column_name) for table_name, column_name in connection.execute(query)}
+    added = []
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if (table.name, column.name) in present:
+                continue
+            column_type = column.type.compile(dialect=connection.dialect)
+            preparer = connection.dialect.identifier_preparer
+            connection.execute(
+                sa.text(
+                    f"ALTER TABLE {preparer.format_table(table)} "
+                    f"ADD COLUMN {preparer.quote(column.name)} {column_type}"
+                )
+            )
+            added.append(f"{table.name}.{column.name}")
+    versions = metadata.tables[f"{metadata.schema}.{SCHEMA_VERSION_TABLE}"]
+    recorded = connection.execute(
+        sa.select(versions.c.version).where(versions.c.version == SCHEMA_VERSION)
+    ).first()
+    if recorded is None:
+        connection.execute(
+            versions.insert().values(version=SCHEMA_VERSION, applied_at=dt.datetime.now(dt.UTC))
+        )
+    return added

@@ -1,0 +1,220 @@
+"""The `Warehouse` facade: one object per warehouse URL and schema."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as upsert
+
+from connections_pipeline.warehouse import bulk
+from connections_pipeline.warehouse.columns import (
+    CONNECT_SESSIONS,
+    CONNECTIONS,
+    PRIMARY_KEYS,
+    RAW_RESPONSES,
+    SESSION_PROGRESS_COLUMNS,
+    TOKENS,
+    columns_of,
+    conform,
+    duplicated_keys,
+    polars_schema,
+)
+from connections_pipeline.warehouse.engine import (
+    connection_error,
+    create_warehouse_engine,
+    parse_warehouse_url,
+)
+from connections_pipeline.warehouse.load import LoadSummary, RunLoad, load_run
+from connections_pipeline.warehouse.tables import (
+    DEFAULT_SCHEMA,
+    build_metadata,
+    ensure_tables,
+    validate_schema_name,
+)
+
+
+class Warehouse:
+    """Creates, migrates, loads and reads the Finch connections tables.
+
+    Args:
+        url: a SQLAlchemy URL, `duckdb:///file.duckdb` or `postgresql+psycopg://...`
+            (setting CONNECTIONS_WAREHOUSE_URL).
+        schema: the schema holding the tables, a plain identifier
+            (setting CONNECTIONS_WAREHOUSE_SCHEMA); created if missing.
+    """
+
+    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
+        self.schema = validate_schema_name(schema)
+        self.url = parse_warehouse_url(url)
+        self.metadata = build_metadata(self.schema)
+        self._engine = create_warehouse_engine(self.url)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.url.render_as_string(hide_password=True)!r}, {self.schema!r})"
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def table(self, name: str) -> sa.Table:
+        """The SQLAlchemy table `name` of this warehouse's schema."""
+        columns_of(name)
+        return self.metadata.tables[f"{self.schema}.{name}"]
+
+    @property
+    def tables(self) -> dict[str, sa.Table]:
+        return {table.name: table for table in self.metadata.tables.values()}
+
+    @contextmanager
+    def _connect(self, transaction: bool) -> Iterator[sa.Connection]:
+        try:
+            connection = self._engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise connection_error(self.url, exc) from None
+        with connection:
+            if transaction:
+                with connection.begin():
+                    yield connection
+            else:
+                yield connection
+
+    def check_connection(self) -> None:
+        """Open a connection and run `SELECT 1`.
+
+        Raises:
+            WarehouseConnectionError: naming CONNECTIONS_WAREHOUSE_URL and the driver's
+                message, with the password removed.
+        """
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.select(1))
+        except sa.exc.DBAPIError as exc:
+            raise connection_error(self.url, exc) from None
+
+    def ensure_tables(self) -> list[str]:
+        """Create the schema and tables, add missing columns; idempotent.
+
+        Returns:
+            The "table.column" names added to existing tables.
+        """
+        with self._connect(transaction=True) as connection:
+            return ensure_tables(connection, self.metadata)
+
+    def load_run(self, run: RunLoad) -> LoadSummary:
+        """Load one run's frames in one transaction (see `load.load_run`)."""
+        with self._connect(transaction=True) as connection:
+            return load_run(connection, self.tables, run)
+
+    def _read(self, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
+        with self._connect(transaction=False) as connection:
+            return bulk.read_select(connection, query, schema)
+
+    def read_table(self, name: str) -> pl.DataFrame:
+        """All rows of a warehouse table, typed as its column list, in key order."""
+        table = self.table(name)
+        keys = PRIMARY_KEYS[name] or tuple(column.name for column in columns_of(name))
+        query = sa.select(table).order_by(*(table.c[key].asc().nulls_last() for key in keys))
+        return self._read(query, polars_schema(name))
+
+    def read_current(self) -> pl.DataFrame:
+        """The current snapshot, finch_connections, with the CONNECTIONS_COLUMNS schema."""
+        return self.read_table(CONNECTIONS)
+
+    def read_tokens(self) -> pl.DataFrame:
+        return self.read_table(TOKENS)
+
+    def read_sessions(self) -> pl.DataFrame:
+        return self.read_table(CONNECT_SESSIONS)
+
+    def write_raw_responses(self, run_id: str, frame: pl.DataFrame) -> int:
+        """Replace the raw responses stored for `run_id`, in a transaction of its own.
+
+        Returns:
+            The number of rows written.
+        """
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+        rows = conform(frame, RAW_RESPONSES, {"run_id": run_id})
+        table = self.table(RAW_RESPONSES)
+        with self._connect(transaction=True) as connection:
+            connection.execute(table.delete().where(table.c.run_id == run_id))
+            return bulk.write_frame(connection, table, rows)
+
+    def read_raw_responses(self, run_id: str) -> pl.DataFrame:
+        """The raw responses of one run, as written, ordered by fetch time."""
+        table = self.table(RAW_RESPONSES)
+        order = ("fetched_at", "endpoint", "token_fingerprint", "connection_id", "request_id")
+        query = (
+            sa.select(table)
+            .where(table.c.run_id == run_id)
+            .order_by(*(table.c[name].asc().nulls_last() for name in order))
+        )
+        return self._read(query, polars_schema(RAW_RESPONSES))
+
+    def import_sessions(self, frame: pl.DataFrame) -> int:
+        """Add Connect sessions not yet in the ledger; existing sessions are left untouched.
+
+        Absent nullable columns are stored as null.
+
+        Returns:
+            The number of sessions added.
+        """
+        rows = conform(frame, CONNECT_SESSIONS, missing_as_null=True)
+        self._check_unique_sessions(rows)
+        table = self.table(CONNECT_SESSIONS)
+        with (
+            self._connect(transaction=True) as connection,
+            bulk.staged(connection, rows, table) as staged,
+        ):
+            is_new = ~staged.c.session_id.in_(sa.select(table.c.session_id))
+            added = connection.execute(
+                sa.select(sa.func.count()).select_from(staged).where(is_new)
+            ).scalar_one()
+            statement = upsert(table).from_select(
+                rows.columns, sa.select(*(staged.c[name] for name in rows.columns)).where(is_new)
+            )
+            connection.execute(statement.on_conflict_do_nothing(index_elements=["session_id"]))
+        return added
+
+    def update_session_progress(self, frame: pl.DataFrame) -> int:
+        """Set status, connection_id, completed_at, time_to_connect_seconds and
+        status_updated_at of the given sessions; no other column changes.
+
+        Returns:
+            The number of ledger sessions updated (unknown session_ids are ignored).
+        """
+        names = ("session_id", *SESSION_PROGRESS_COLUMNS)
+        rows = conform(frame, CONNECT_SESSIONS, only=names)
+        self._check_unique_sessions(rows)
+        table = self.table(CONNECT_SESSIONS)
+        with (
+            self._connect(transaction=True) as connection,
+            bulk.staged(connection, rows, table) as staged,
+        ):
+            matches = table.c.session_id == staged.c.session_id
+            updated = connection.execute(
+                sa.select(sa.func.count()).select_from(table.join(staged, matches))
+            ).scalar_one()
+            connection.execute(
+                table.update()
+                .where(matches)
+                .values({name: staged.c[name] for name in SESSION_PROGRESS_COLUMNS})
+            )
+        return updated
+
+    @staticmethod
+    def _check_unique_sessions(rows: pl.DataFrame) -> None:
+        duplicates = duplicated_keys(rows, ("session_id",))
+        if duplicates:
+            raise ValueError(f"{CONNECT_SESSIONS}: duplicate session_id {duplicates}")
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self._engine.dispose()

@@ -1,0 +1,47 @@
+"""The code location loads, with the assets, job and schedule other work relies on."""
+
+import dagster as dg
+import pytest
+
+from connections_pipeline.definitions import SYNC_JOB_NAME, defs
+from connections_pipeline.settings import SettingError
+
+PROMISED_ASSETS = {
+    "finch_raw_responses",
+    "finch_connections",
+    "finch_connections_history",
+    "finch_connection_entities",
+    "finch_sync_runs",
+}
+
+
+def test_definitions_expose_the_sync_assets_job_and_schedule() -> None:
+    definitions = defs()
+    keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert keys >= PROMISED_ASSETS
+    job = definitions.resolve_job_def(SYNC_JOB_NAME)
+    assert job.name == "sync_connections"
+    [schedule] = [s for s in definitions.schedules if s.job_name == SYNC_JOB_NAME]
+    assert schedule.cron_schedule == "0 6 * * *"
+    checks = {key.name for key in definitions.resolve_asset_graph().asset_check_keys}
+    assert {"connections_pass_schema", "entities_pass_schema", "every_token_answered"} <= checks
+
+
+def test_schedule_cron_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTIONS_SYNC_CRON", "15 */4 * * *")
+    [schedule] = defs().schedules
+    assert schedule.cron_schedule == "15 */4 * * *"
+
+
+def test_unusable_number_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTIONS_FINCH_CONCURRENCY", "many")
+    with pytest.raises(SettingError, match="CONNECTIONS_FINCH_CONCURRENCY"):
+        defs()
+
+
+def test_secrets_are_bound_as_env_vars_not_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINCH_CLIENT_SECRET", "never-shown-secret")
+    monkeypatch.setenv("FINCH_BASE_URL", "https://api.tryfinch.com")
+    resources = defs().resources
+    assert "never-shown-secret" not in repr(resources)
+    assert isinstance(resources["finch"].client_secret, dg.EnvVar)

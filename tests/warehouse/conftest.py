@@ -1,0 +1,49 @@
+"""A `warehouse` fixture that runs every warehouse test on DuckDB and on PostgreSQL."""
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from frames import Target
+
+from connections_pipeline.warehouse import Warehouse
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    if request.param == "duckdb":
+        return Target(f"duckdb:///{tmp_path / 'db' / 'warehouse.duckdb'}", "finch")
+    # One database per test session; a fresh schema per test keeps tests independent.
+    postgres_url = request.getfixturevalue("postgres_url")
+    return Target(postgres_url, f"t_{secrets.token_hex(6)}")
+
+
+@pytest.fixture
+def warehouse_factory(warehouse_target: Target) -> Iterator[Callable[[], Warehouse]]:
+    """Makes further empty warehouses on the same database as `warehouse_target`."""
+    made: list[Warehouse] = []
+
+    def make() -> Warehouse:
+        suffix = f"w{len(made)}"
+        if warehouse_target.url.startswith("duckdb"):
+            url, schema = warehouse_target.url.replace(".duckdb", f"_{suffix}.duckdb"), "finch"
+        else:
+            url, schema = warehouse_target.url, f"{warehouse_target.schema}_{suffix}"
+        warehouse = Warehouse(url, schema=schema)
+        warehouse.ensure_tables()
+        made.append(warehouse)
+        return warehouse
+
+    yield make
+    for warehouse in made:
+        warehouse.dispose()
+
+
+@pytest.fixture
+def warehouse(warehouse_target: Target) -> Iterator[Warehouse]:
+    """A Warehouse with its tables created, disposed after the test."""
+    warehouse = Warehouse(warehouse_target.url, schema=warehouse_target.schema)
+    warehouse.ensure_tables()
+    yield warehouse
+    warehouse.dispose()

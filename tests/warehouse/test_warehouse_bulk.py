@@ -1,0 +1,80 @@
+"""Data rows travel by the bulk paths: the statement count does not grow with the rows."""
+
+from collections.abc import Callable
+
+import polars as pl
+import sqlalchemy as sa
+from frames import at, connection_row, run
+
+from connections_pipeline.warehouse import Warehouse, diff_snapshot, empty_frame
+from connections_pipeline.warehouse.history import plan_history
+
+
+def _statements_for(warehouse: Warehouse, size: int) -> list:
+    """Statements sent through SQLAlchemy by a first load and a second, all-changed load."""
+    seen: list = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append((statement, executemany))
+
+    engine = warehouse._engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        for run_id, hours in (("r1", 0), ("r2", 1)):
+            rows = [
+                connection_row(f"k{index:05d}", company_name=run_id, last_seen_at=at(hours))
+                for index in range(size)
+            ]
+            summary = warehouse.load_run(run(run_id, at(hours), rows))
+            assert summary.inserted + summary.updated == size
+            assert summary.history_opened == size
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert warehouse.read_current().height == size
+    return seen
+
+
+def test_statement_count_is_independent_of_row_count(
+    warehouse_factory: Callable[[], Warehouse],
+) -> None:
+    first, second = warehouse_factory(), warehouse_factory()
+    small = _statements_for(first, 5)
+    large = _statements_for(second, 3000)
+    same_schema = [statement.replace(second.schema, first.schema) for statement, _ in large]
+    assert same_schema == [statement for statement, _ in small]
+    assert not any(executemany for _, executemany in small + large)
+    inserts = [
+        statement for statement, _ in large if statement.lstrip().upper().startswith("INSERT")
+    ]
+    # No INSERT ... VALUES carrying data: every insert reads a staged or registered source.
+    assert all("SELECT" in statement.upper() for statement in inserts)
+    assert not any("VALUES" in statement.upper() for statement in inserts)
+
+
+def test_diff_ignores_run_id_and_compares_nulls_safely() -> None:
+    base = pl.DataFrame(
+        [connection_row("a", company_name=None), connection_row("b")],
+        schema=empty_frame("finch_connections").drop("run_id").schema,
+        orient="row",
+    )
+    previous = base.with_columns(pl.lit("r1").alias("run_id"))
+    new = base.with_columns(pl.lit("r2").alias("run_id"))
+    diff = diff_snapshot(previous, new)
+    assert (diff.unchanged, diff.updated, diff.upserts.height) == (2, 0, 0)
+    changed = new.with_columns(
+        pl.when(pl.col("connection_key") == "a").then(pl.lit("X")).alias("company_name")
+    )
+    diff = diff_snapshot(previous, changed)
+    assert (diff.updated, diff.unchanged) == (2, 0)
+    assert diff.removed_keys["connection_key"].sort().to_list() == ["a", "b"]
+    plan = plan_history(
+        pl.DataFrame(
+            {"connection_key": ["a"], "valid_from": [at(0)]},
+            schema={"connection_key": pl.Utf8, "valid_from": pl.Datetime("us", "UTC")},
+        ).join(previous.drop("run_id"), on="connection_key"),
+        changed,
+        at(1),
+        "r2",
+    )
+    assert plan.opened["connection_key"].sort().to_list() == ["a", "b"]
+    assert plan.closed == 1

@@ -1,0 +1,142 @@
+"""The Connect session ledger and the raw-response store."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from frames import at
+
+from connections_pipeline.warehouse import (
+    CONNECT_SESSIONS,
+    RAW_RESPONSES,
+    Warehouse,
+    empty_frame,
+    polars_schema,
+)
+
+
+def session(session_id: str, **overrides: object) -> dict:
+    row = {
+        "session_id": session_id,
+        "connect_url": f"https://connect.tryfinch.com/authorize?session={session_id}",
+        "customer_id": f"cus-{session_id}",
+        "customer_name": f"Customer {session_id}",
+        "customer_email": None,
+        "products": "company,directory",
+        "redirect_uri": None,
+        "provider_id": None,
+        "auth_method": None,
+        "manual": False,
+        "sandbox": "finch",
+        "minutes_to_expire": 129600,
+        "kind": "connect",
+        "reauth_connection_id": None,
+        "created_at": at(0),
+        "expires_at": at(24 * 90),
+        "created_by": "ops@example.com",
+        "status": "pending",
+        "connection_id": None,
+        "completed_at": None,
+        "time_to_connect_seconds": None,
+        "status_updated_at": at(0),
+    }
+    row.update(overrides)
+    return row
+
+
+def sessions(*rows: dict) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=polars_schema(CONNECT_SESSIONS), orient="row")
+
+
+def test_import_adds_new_sessions_and_never_rewrites_inputs(warehouse: Warehouse) -> None:
+    assert warehouse.import_sessions(sessions(session("s1"), session("s2"))) == 2
+    added = warehouse.import_sessions(
+        sessions(session("s1", customer_name="Changed", status="expired"), session("s3"))
+    )
+    assert added == 1
+    ledger = warehouse.read_sessions()
+    assert ledger.schema == empty_frame(CONNECT_SESSIONS).schema
+    assert ledger["session_id"].to_list() == ["s1", "s2", "s3"]
+    first = ledger.row(0, named=True)
+    assert first["customer_name"] == "Customer s1"
+    assert first["status"] == "pending"
+    assert (
+        ledger.filter(pl.col("session_id") == "s2").to_dicts() == sessions(session("s2")).to_dicts()
+    )
+
+
+def test_import_accepts_a_frame_without_progress_columns(warehouse: Warehouse) -> None:
+    frame = sessions(session("s1")).drop("connection_id", "completed_at", "status_updated_at")
+    assert warehouse.import_sessions(frame) == 1
+    assert warehouse.read_sessions()["completed_at"].to_list() == [None]
+    with pytest.raises(ValueError, match="duplicate session_id"):
+        warehouse.import_sessions(sessions(session("s9"), session("s9")))
+
+
+def test_progress_updates_only_the_progress_columns(warehouse: Warehouse) -> None:
+    warehouse.import_sessions(sessions(session("s1"), session("s2"), session("s3")))
+    before = warehouse.read_sessions()
+    progress = pl.DataFrame(
+        {
+            "session_id": ["s1", "s2", "unknown"],
+            "status": ["completed", "expired", "completed"],
+            "connection_id": ["conn-1", None, "conn-x"],
+            "completed_at": [at(2), None, at(2)],
+            "time_to_connect_seconds": [7200.5, None, 1.0],
+            "status_updated_at": [at(2), at(3), at(2)],
+        },
+        schema_overrides={"completed_at": pl.Datetime("us", "UTC")},
+    )
+    assert warehouse.update_session_progress(progress) == 2
+    after = warehouse.read_sessions()
+    assert after["session_id"].to_list() == ["s1", "s2", "s3"]
+    progress_columns = [
+        "status", "connection_id", "completed_at", "time_to_connect_seconds", "status_updated_at"
+    ]  # fmt: skip
+    inputs = [name for name in after.columns if name not in progress_columns]
+    assert after.select(inputs).equals(before.select(inputs))
+    assert after.select("session_id", *progress_columns).rows()[:2] == [
+        ("s1", "completed", "conn-1", at(2), 7200.5, at(2)),
+        ("s2", "expired", None, None, None, at(3)),
+    ]
+    assert after.row(2) == before.row(2)
+    with pytest.raises(ValueError, match="unexpected columns"):
+        warehouse.update_session_progress(progress.with_columns(pl.lit("x").alias("customer_id")))
+
+
+def raw_responses(count: int, body: str = '{"ok": true}') -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "endpoint": ["/introspect"] * count,
+            "token_fingerprint": [f"fp{index}" for index in range(count)],
+            "connection_id": [None if index % 2 else f"c{index}" for index in range(count)],
+            "fetched_at": [at(0) + dt.timedelta(seconds=index) for index in range(count)],
+            "outcome": ["ok"] * count,
+            "status_code": [200] * count,
+            "error_name": [None] * count,
+            "finch_code": [None] * count,
+            "request_id": [f"req-{index}" for index in range(count)],
+            "body": [body] * count,
+        },
+        schema_overrides={
+            "status_code": pl.Int32,
+            "error_name": pl.Utf8,
+            "finch_code": pl.Utf8,
+            "connection_id": pl.Utf8,
+        },
+    )
+
+
+def test_raw_responses_round_trip_and_are_replaced_per_run(warehouse: Warehouse) -> None:
+    body = '{"entities": [{"name": "Acme, \\"Inc\\"\\n", "id": "é"}], "x": null}'
+    assert warehouse.write_raw_responses("r1", raw_responses(3, body)) == 3
+    warehouse.write_raw_responses("r2", raw_responses(2))
+    stored = warehouse.read_raw_responses("r1")
+    assert stored.schema == empty_frame(RAW_RESPONSES).schema
+    assert stored.drop("run_id").equals(raw_responses(3, body))
+    assert stored["run_id"].unique().to_list() == ["r1"]
+    # Writing r1 again replaces r1's rows only.
+    warehouse.write_raw_responses("r1", raw_responses(1))
+    assert warehouse.read_raw_responses("r1").height == 1
+    assert warehouse.read_raw_responses("r2").height == 2
+    assert warehouse.read_raw_responses("nope").height == 0
