@@ -14,13 +14,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from random import Random
 from typing import Any
 
 from . import errors, payloads
 from .clock import VirtualClock, floor_to_day, iso_z
-from .config import SandboxConfig
+from .config import EndpointFaults, SandboxConfig
 from .dataset import Dataset, IdSource, generate_dataset, reauth_session
 from .evolution import Evolution
 from .faults import FaultInjector
@@ -118,6 +119,12 @@ class FinchSandbox:
     def stats(self) -> dict[str, Any]:
         with self.lock:
             return self.request_stats.snapshot(self.limiter)
+
+    def set_faults(self, faults: dict[str, EndpointFaults]) -> None:
+        """Replace the fault configuration from now on (tests switch Finch's mood mid-run)."""
+        with self.lock:
+            self.config = replace(self.config, faults=dict(faults))
+            self.faults = FaultInjector(self.config)
 
     def reset_stats(self) -> None:
         with self.lock:

@@ -94,6 +94,22 @@ def _copy_in(connection: sa.Connection, target: str, frame: pl.DataFrame) -> Non
             copy.write(buffer.getvalue())
 
 
+@contextmanager
+def registered(
+    connection: sa.Connection, frame: pl.DataFrame, name: str
+) -> Iterator[sa.TableClause]:
+    """DuckDB only: `frame` as a queryable relation for the rest of a `with` block.
+
+    The frame is converted to Arrow once, so several statements (e.g. the current table
+    and its history on a first load) can read the same rows without converting, re-reading
+    or re-sorting them.
+    """
+    if is_postgres(connection):
+        raise ValueError("registered() is DuckDB-only; PostgreSQL stages with COPY")
+    with _registered(connection, name, frame):
+        yield sa.table(name, *(sa.column(column) for column in frame.columns))
+
+
 def write_frame(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
     """Append every row of `frame` to `table` through the dialect's bulk path.
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from connections_pipeline.assets.sync import sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME, defs
@@ -12,6 +13,7 @@ from connections_pipeline.resources import FinchResource, TokenSourceResource, W
 from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def _resources(tmp_path: Path, seed: int = 31) -> dict:
@@ -55,16 +57,16 @@ def test_materialization_reports_counts_breakdown_and_checks(tmp_path: Path) -> 
     assert sandbox.credentials[1] not in event_text
 
 
-def test_sync_job_runs_on_postgres_instance_storage(
+def test_sync_job_runs_on_the_example_postgres_instance_storage(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONNECTIONS_WAREHOUSE_URL", f"duckdb:///{tmp_path / 'wh.duckdb'}")
     monkeypatch.setenv("CONNECTIONS_SANDBOX_CONNECTIONS", "40")
+    # dagster-postgres speaks psycopg2; the shipped example reads its URL from DAGSTER_PG_URL.
     storage_url = sa.make_url(postgres_url).set(drivername="postgresql+psycopg2")
-    overrides = {
-        "storage": {"postgres": {"postgres_url": storage_url.render_as_string(hide_password=False)}}
-    }
-    with dg.instance_for_test(overrides=overrides) as instance:
+    monkeypatch.setenv("DAGSTER_PG_URL", storage_url.render_as_string(hide_password=False))
+    example = yaml.safe_load((EXAMPLES / "dagster.yaml").read_text())
+    with dg.instance_for_test(overrides={"storage": example["storage"]}) as instance:
         job = defs().resolve_job_def(SYNC_JOB_NAME)
         result = job.execute_in_process(instance=instance)
         assert result.success

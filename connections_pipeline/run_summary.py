@@ -1,0 +1,27 @@
+"""What the `run` command prints after a sync: the state breakdown and where the data is."""
+
+import polars as pl
+
+from connections_pipeline.resources import WarehouseResource
+
+
+def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
+    store = warehouse.open()
+    try:
+        current = store.read_current()
+        runs = store.read_table("finch_sync_runs").filter(pl.col("run_id") == run_id)
+    finally:
+        store.dispose()
+    print(f"\nSync {run_id} finished.")
+    print(f"{'state':<14}{'rows':>8}{'needs action':>14}")
+    for state in ("live", "staged", "disconnected"):
+        rows = current.filter(pl.col("state") == state)
+        print(f"{state:<14}{rows.height:>8}{int(rows['needs_action'].sum()):>14}")
+    if runs.height:
+        run = runs.row(0, named=True)
+        print(
+            f"Finch requests: {run['requests']} for {run['tokens']} tokens "
+            f"({run['retries']} retries, {run['rate_limited']} rate-limited); "
+            f"{run['quarantined']} rows quarantined"
+        )
+    print(f"Warehouse: {store.url.render_as_string(hide_password=True)} (schema {store.schema})")
