@@ -4,10 +4,13 @@ import os
 
 import dagster as dg
 
+from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
+from connections_pipeline.sensors import export_after_sync_sensor
 from connections_pipeline.settings import build_resources, sync_cron
 
 SYNC_JOB_NAME = "sync_connections"
+EXPORT_JOB_NAME = "export_connections_csv"
 
 
 @dg.definitions
@@ -19,9 +22,15 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.groups(SYNC_GROUP),
         description="Rebuild the Connections page from Finch into the warehouse.",
     )
+    # Partitioned by state through its asset; a run names one partition or a range.
+    export_job = dg.define_asset_job(
+        EXPORT_JOB_NAME,
+        selection=dg.AssetSelection.groups(EXPORT_GROUP),
+        description="Write the Connections page's CSV export of each connection state.",
+    )
     return dg.Definitions(
-        assets=[sync_finch_connections],
-        jobs=[sync_job],
+        assets=[sync_finch_connections, finch_connections_csv],
+        jobs=[sync_job, export_job],
         schedules=[
             dg.ScheduleDefinition(
                 name="sync_connections_schedule",
@@ -31,5 +40,6 @@ def defs() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
+        sensors=[export_after_sync_sensor(sync_job, export_job)],
         resources=build_resources(env),
     )

@@ -1,7 +1,10 @@
-"""What the `run` command prints after a sync: the state breakdown and where the data is."""
+"""What the `run` command prints: the state breakdown, where the data and the CSVs are."""
 
+import dagster as dg
 import polars as pl
 
+from connections_pipeline.assets.exports import EXPORT_ASSET
+from connections_pipeline.partitions import CONNECTION_STATES
 from connections_pipeline.resources import WarehouseResource
 
 
@@ -25,3 +28,19 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
             f"{run['quarantined']} rows quarantined"
         )
     print(f"Warehouse: {store.url.render_as_string(hide_password=True)} (schema {store.schema})")
+
+
+def print_exports(result: dg.ExecuteInProcessResult) -> None:
+    """Each state's row count and its two files, from the export run's materializations."""
+    written = {
+        event.partition: event.metadata
+        for event in result.asset_materializations_for_node(EXPORT_ASSET)
+    }
+    print(f"\nCSV exports (run {result.run_id}):")
+    for state in CONNECTION_STATES:
+        metadata = written.get(state)
+        if metadata is None:
+            continue
+        rows = metadata["dagster/row_count"].value
+        print(f"{state:<14}{rows:>8}  {metadata['path'].value}")
+        print(f"{'':<22}  {metadata['latest_path'].value}")

@@ -11,10 +11,12 @@ from typing import Any
 import dagster as dg
 
 from connections_pipeline.resources import (
+    ExportDestinationResource,
     FinchResource,
     TokenSourceResource,
     WarehouseResource,
 )
+from connections_pipeline.resources.export_destination import DEFAULT_EXPORT_URL
 from connections_pipeline.resources.warehouse_resource import DEFAULT_WAREHOUSE_URL
 
 DEFAULT_SYNC_CRON = "0 6 * * *"
@@ -42,6 +44,10 @@ TOKEN_SOURCE_SETTINGS: dict[str, tuple[str, Any]] = {
 WAREHOUSE_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_WAREHOUSE_URL": ("url", DEFAULT_WAREHOUSE_URL),
     "CONNECTIONS_WAREHOUSE_SCHEMA": ("schema_name", "finch"),
+}
+EXPORT_SETTINGS: dict[str, tuple[str, Any]] = {
+    "CONNECTIONS_EXPORT_URL": ("url", DEFAULT_EXPORT_URL),
+    "CONNECTIONS_EXPORT_STORAGE_OPTIONS": ("storage_options", None),
 }
 
 
@@ -77,6 +83,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         "finch": finch,
         "token_source": TokenSourceResource(**_bind(TOKEN_SOURCE_SETTINGS, env)),
         "warehouse": WarehouseResource(**_bind(WAREHOUSE_SETTINGS, env)),
+        "export_destination": ExportDestinationResource(**_bind(EXPORT_SETTINGS, env)),
     }
 
 

@@ -75,7 +75,7 @@ def sync_finch_connections(
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     try:
         result = run_sync(
-            context.run_id,
+            context.run.run_id,
             finch,
             token_source,
             store,

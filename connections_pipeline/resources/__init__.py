@@ -1,7 +1,13 @@
 """Dagster resources: configuration and connections, handed to assets."""
 
+from connections_pipeline.resources.export_destination import ExportDestinationResource
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.resources.token_source_resource import TokenSourceResource
 from connections_pipeline.resources.warehouse_resource import WarehouseResource
 
-__all__ = ["FinchResource", "TokenSourceResource", "WarehouseResource"]
+__all__ = [
+    "ExportDestinationResource",
+    "FinchResource",
+    "TokenSourceResource",
+    "WarehouseResource",
+]

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from connections_pipeline.definitions import SYNC_JOB_NAME, defs
+from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
 from connections_pipeline.settings import SettingError
 
 PROMISED_ASSETS = {
@@ -25,6 +25,28 @@ def test_definitions_expose_the_sync_assets_job_and_schedule() -> None:
     assert schedule.cron_schedule == "0 6 * * *"
     checks = {key.name for key in definitions.resolve_asset_graph().asset_check_keys}
     assert {"connections_pass_schema", "entities_pass_schema", "every_token_answered"} <= checks
+
+
+def test_definitions_expose_the_csv_export_job_and_sensor() -> None:
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    export = graph.get(dg.AssetKey("finch_connections_csv"))
+    assert export.partitions_def.get_partition_keys() == ["live", "staged", "disconnected"]
+    assert dg.AssetKey("finch_connections") in export.parent_keys
+    job = definitions.resolve_job_def(EXPORT_JOB_NAME)
+    assert job.partitions_def.get_partition_keys() == ["live", "staged", "disconnected"]
+    sensor = definitions.resolve_sensor_def("export_csv_after_sync")
+    assert sensor.job_name == EXPORT_JOB_NAME
+
+
+def test_export_destination_is_bound_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONNECTIONS_EXPORT_URL", "s3://drops/connections")
+    monkeypatch.setenv("CONNECTIONS_EXPORT_STORAGE_OPTIONS", '{"secret": "never-shown-secret"}')
+    resources = defs().resources
+    assert isinstance(resources["export_destination"].url, dg.EnvVar)
+    assert "never-shown-secret" not in repr(resources)
 
 
 def test_schedule_cron_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,136 @@
+"""The CSV export asset: one file per connection state, like the Dashboard's export button.
+
+Partitioned by state (`live`, `staged`, `disconnected`). A run may cover one partition (the
+sensor asks for one run per state after each sync) or all three (a single-run backfill:
+`BackfillPolicy.single_run()`), reading the warehouse once either way.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from connections_pipeline.export import (
+    ISO_8601_UTC,
+    ColumnFilter,
+    ExportOptions,
+    ExportSettingError,
+    StateExport,
+    check_options,
+    export_state,
+)
+from connections_pipeline.partitions import connection_state_partitions
+from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
+from connections_pipeline.warehouse import CONNECTIONS, CONNECTIONS_COLUMNS
+
+EXPORT_GROUP = "finch_exports"
+EXPORT_ASSET = "finch_connections_csv"
+_SCHEMA = {column.name: column.dtype for column in CONNECTIONS_COLUMNS}
+
+
+class ExportFilter(dg.Config):
+    """Keep rows whose `column` equals `equals`, or is one of `one_of` (set one)."""
+
+    column: str
+    equals: Any = None
+    one_of: list[Any] | None = None
+
+
+class CsvExportConfig(dg.Config):
+    """Run configuration of `finch_connections_csv` (Launchpad, `--config-json`)."""
+
+    sort_by: str = "company_name"
+    descending: bool = False
+    needs_action: bool | None = None
+    filters: list[ExportFilter] = []
+    extra_columns: list[str] = []
+    timestamp_format: str = ISO_8601_UTC
+
+    def to_options(self) -> ExportOptions:
+        return ExportOptions(
+            sort_by=self.sort_by,
+            descending=self.descending,
+            needs_action=self.needs_action,
+            filters=tuple(
+                ColumnFilter(f.column, equals=f.equals, one_of=f.one_of) for f in self.filters
+            ),
+            extra_columns=tuple(self.extra_columns),
+            timestamp_format=self.timestamp_format,
+        )
+
+
+@dg.asset(
+    name=EXPORT_ASSET,
+    description="The Dashboard's CSV export of one connection state, written to "
+    "CONNECTIONS_EXPORT_URL as connections_<state>_<date>.csv and connections_<state>_latest.csv.",
+    group_name=EXPORT_GROUP,
+    kinds={"csv", "python"},
+    partitions_def=connection_state_partitions,
+    deps=[dg.AssetDep(CONNECTIONS)],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # Transient trouble (a DuckDB file locked by another run, a network error on upload)
+    # retries; unusable settings fail once, as dg.Failure(allow_retries=False).
+    retry_policy=dg.RetryPolicy(
+        max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    ),
+)
+def finch_connections_csv(
+    context: dg.AssetExecutionContext,
+    config: CsvExportConfig,
+    export_destination: ExportDestinationResource,
+    warehouse: WarehouseResource,
+) -> None:
+    states = context.partition_keys
+    try:
+        options = config.to_options()
+        check_options(options, _SCHEMA)
+        destination = export_destination.open()
+        store = warehouse.open()
+    except ValueError as exc:  # ExportSettingError, or the warehouse URL or schema
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    try:
+        try:
+            destination.check()
+        except ExportSettingError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        try:
+            current = store.read_current()
+        except sa.exc.DBAPIError as exc:
+            raise dg.Failure(
+                description=f"{CONNECTIONS} could not be read from {store!r} "
+                f"({exc.orig.__class__.__name__}); has sync_connections run?",
+                allow_retries=False,
+            ) from None
+    finally:
+        store.dispose()
+    exported_at = datetime.now(UTC)
+    context.log.info(
+        "Exporting %s from %d rows of %s to %s",
+        ", ".join(states),
+        current.height,
+        CONNECTIONS,
+        destination.display_url,
+    )
+    for state in states:
+        written = export_state(current, state, options, destination, exported_at)
+        context.log.info(
+            "Wrote %d %s rows to %s and %s", written.rows, state, written.path, written.latest_path
+        )
+        context.add_asset_metadata(
+            _metadata(written, destination.is_local, options, exported_at), partition_key=state
+        )
+
+
+def _metadata(
+    written: StateExport, local: bool, options: ExportOptions, exported_at: datetime
+) -> dict[str, Any]:
+    location = dg.MetadataValue.path if local else dg.MetadataValue.url
+    return {
+        "dagster/row_count": written.rows,
+        "path": location(written.path),
+        "latest_path": location(written.latest_path),
+        "exported_at": exported_at.strftime(ISO_8601_UTC),
+        "sort": f"{options.sort_by} {'desc' if options.descending else 'asc'}",
+        "preview": dg.MetadataValue.md(written.preview),
+    }
