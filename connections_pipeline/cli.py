@@ -27,7 +27,76 @@ def _parser() -> argparse.ArgumentParser:
         "states' CSVs in one run",
     )
     run.set_defaults(handler=_run_sync)
+    _add_connect_link(commands)
     return parser
+
+
+def _add_connect_link(commands: argparse._SubParsersAction) -> None:
+    link = commands.add_parser(
+        "connect-link",
+        help="create a Finch Connect link for one employer, record it in the session ledger "
+        "(finch_connect_sessions) and print its URL",
+    )
+    link.add_argument("--customer-id", required=True, help="your id for the employer (1-255)")
+    link.add_argument("--customer-name", required=True, help="the employer's name (1-255)")
+    link.add_argument(
+        "--products", required=True, help="comma-separated Finch products, e.g. company,directory"
+    )
+    link.add_argument("--redirect-uri", required=True, help="https:// (http:// for localhost)")
+    link.add_argument("--customer-email")
+    link.add_argument("--minutes-to-expire", type=int, help="1-129600 (default 129600: 90 days)")
+    link.add_argument("--provider", help="a provider id from Finch's /providers")
+    link.add_argument(
+        "--auth-method", help="assisted, credential, api_token, api_credential or oauth"
+    )
+    link.add_argument("--manual", action="store_true", default=None, help="manual-only flow")
+    link.add_argument("--sandbox", help="finch or provider (Finch sandbox applications)")
+    link.add_argument(
+        "--force",
+        action="store_true",
+        help="create a link even though the customer has an active one",
+    )
+    link.set_defaults(handler=_connect_link)
+
+
+def _connect_link(args: argparse.Namespace) -> int:
+    from connections_pipeline.connect_links import (
+        ConnectLinkError,
+        ConnectLinkRequest,
+        create_connect_link,
+        parse_products,
+    )
+    from connections_pipeline.finch import FinchConfigError
+    from connections_pipeline.settings import SettingError, build_resources
+    from connections_pipeline.warehouse import WarehouseConnectionError
+
+    request = ConnectLinkRequest(
+        customer_id=args.customer_id,
+        customer_name=args.customer_name,
+        products=parse_products(args.products),
+        redirect_uri=args.redirect_uri,
+        customer_email=args.customer_email,
+        minutes_to_expire=args.minutes_to_expire,
+        provider=args.provider,
+        auth_method=args.auth_method,
+        manual=args.manual,
+        sandbox=args.sandbox,
+        force=args.force,
+        created_by="cli",
+    )
+    try:
+        resources = build_resources(os.environ)
+        finch = resources["finch"].process_config_and_initialize()
+        warehouse = resources["warehouse"].process_config_and_initialize().open()
+        try:
+            link = create_connect_link(request, finch, warehouse)
+        finally:
+            warehouse.dispose()
+    except (ConnectLinkError, FinchConfigError, SettingError, WarehouseConnectionError) as exc:
+        print(f"connect-link: {exc}", file=sys.stderr)
+        return 2
+    print(link.connect_url)
+    return 0
 
 
 def _run_sync(args: argparse.Namespace) -> int:

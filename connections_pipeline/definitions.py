@@ -4,6 +4,12 @@ import os
 
 import dagster as dg
 
+from connections_pipeline.assets.bi_models import bi_model_assets
+from connections_pipeline.assets.connect_links import (
+    create_connect_link_job,
+    finch_reauth_queue,
+    reauth_job,
+)
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.sensors import export_after_sync_sensor
@@ -29,8 +35,13 @@ def defs() -> dg.Definitions:
         description="Write the Connections page's CSV export of each connection state.",
     )
     return dg.Definitions(
-        assets=[sync_finch_connections, finch_connections_csv],
-        jobs=[sync_job, export_job],
+        assets=[
+            sync_finch_connections,
+            finch_connections_csv,
+            finch_reauth_queue,
+            *bi_model_assets(),
+        ],
+        jobs=[sync_job, export_job, create_connect_link_job, reauth_job],
         schedules=[
             dg.ScheduleDefinition(
                 name="sync_connections_schedule",

@@ -214,9 +214,13 @@ class FinchClient:
                     response = await self._http.request(
                         method, path, headers=headers, params=params, json=json
                     )
-            except (TimeoutError, httpx.TimeoutException):
+            except TimeoutError:
                 self.stats.timeouts += 1
                 return _transient(endpoint, f"timed out after {self._config.timeout_seconds}s")
+            except httpx.TimeoutException as exc:
+                # Also raised for a refused connection by the aiohttp transport: say what it was.
+                self.stats.timeouts += 1
+                return _transient(endpoint, f"{type(exc).__name__}: {str(exc)[:200]}")
             except httpx.TransportError as exc:
                 self.stats.transport_errors += 1
                 return _transient(endpoint, f"connection failed ({type(exc).__name__})")

@@ -44,13 +44,20 @@ def session_progress(
     reauth_done = connections.filter(
         (pl.col("state") == rules.LIVE) & (pl.col("connection_status") == "connected")
     ).select(pl.col("connection_id").alias("reauth_connection_id"), pl.lit(True).alias("healed"))
+    # A session the source already reports completed took its connection's connect time.
+    linked = connections.select(
+        pl.col("connection_id").alias("linked_connection_id"),
+        pl.coalesce("connected_at", "first_seen_at", now).alias("linked_connected_at"),
+    ).unique("linked_connection_id", keep="first", maintain_order=True)
     already = pl.col("status") == COMPLETED
     matched = pl.col("match_connection_id").is_not_null()
     healed = (pl.col("kind") == KIND_REAUTHENTICATE) & pl.col("healed").fill_null(False)
     completed = already | matched | healed
-    completed_at = pl.coalesce("completed_at", "match_connected_at", now)
+    connect_time = pl.when(pl.col("kind") == KIND_CONNECT).then("linked_connected_at")
+    completed_at = pl.coalesce("completed_at", "match_connected_at", connect_time, now)
     return (
         sessions.join(candidates, on="session_id", how="left")
+        .join(linked, left_on="connection_id", right_on="linked_connection_id", how="left")
         .join(reauth_done, on="reauth_connection_id", how="left")
         .with_columns(
             pl.when(completed)
@@ -85,7 +92,13 @@ def session_progress(
             .truediv(1_000_000)
             .alias("time_to_connect_seconds"),
         )
-        .drop("new_status", "match_connection_id", "match_connected_at", "healed")
+        .drop(
+            "new_status",
+            "match_connection_id",
+            "match_connected_at",
+            "linked_connected_at",
+            "healed",
+        )
     )
 
 

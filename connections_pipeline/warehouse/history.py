@@ -52,6 +52,12 @@ class SnapshotDiff:
     deleted: int
     unchanged: int
 
+    @property
+    def upserts_every_row(self) -> bool:
+        """Every row of the new snapshot is written (e.g. a first load): `upserts` is the
+        whole snapshot, so a loader may read the snapshot itself instead."""
+        return self.unchanged == 0
+
 
 def diff_snapshot(previous: pl.DataFrame, new: pl.DataFrame) -> SnapshotDiff:
     """Compare two snapshots of finch_connections, ignoring run_id.

@@ -7,7 +7,8 @@ readers see the previous run's tables or this run's, never a mix.
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from connections_pipeline.warehouse.columns import (
 )
 from connections_pipeline.warehouse.history import (
     KEY,
+    HistoryPlan,
     SnapshotDiff,
     diff_snapshot,
     plan_history,
@@ -114,7 +116,9 @@ def prepare(run: RunLoad) -> _Prepared:
     fill = {"run_id": run.run_id}
     # Sorted by key: PostgreSQL btree and DuckDB ART inserts are cheapest in key order, and
     # duplicates become neighbours, which is cheaper to check than hashing every key.
-    connections = conform(run.connections, CONNECTIONS, fill).sort(KEY)
+    connections = conform(run.connections, CONNECTIONS, fill)
+    if not connections[KEY].is_sorted():
+        connections = connections.sort(KEY)
     if connections.height and (connections[KEY] == connections[KEY].shift(1)).any():
         _no_duplicates(connections, CONNECTIONS, (KEY,))
     tokens = conform(run.tokens, TOKENS)
@@ -144,6 +148,23 @@ def prepare(run: RunLoad) -> _Prepared:
     )
 
 
+_SNAPSHOT_SOURCE = "_wh_snapshot"
+
+
+@contextmanager
+def _snapshot_source(
+    connection: sa.Connection, run: _Prepared, diff: SnapshotDiff, plan: HistoryPlan
+) -> Iterator[sa.TableClause | None]:
+    """DuckDB, when the current table or the history takes every snapshot row (a first
+    load): the snapshot registered once as Arrow, for both to read. Otherwise None."""
+    wanted = diff.upserts_every_row or (plan.opens_every_row and plan.opened.height > 0)
+    if bulk.is_postgres(connection) or not wanted or run.connections.is_empty():
+        yield None
+        return
+    with bulk.registered(connection, run.connections, _SNAPSHOT_SOURCE) as snapshot:
+        yield snapshot
+
+
 def _lock(connection: sa.Connection, table: sa.Table) -> None:
     # Serialises concurrent loads of the same warehouse; plain SELECTs are not blocked.
     if bulk.is_postgres(connection):
@@ -151,12 +172,24 @@ def _lock(connection: sa.Connection, table: sa.Table) -> None:
         connection.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
 
 
-def _write_connections(connection: sa.Connection, table: sa.Table, diff: SnapshotDiff) -> None:
+def _write_connections(
+    connection: sa.Connection,
+    table: sa.Table,
+    diff: SnapshotDiff,
+    snapshot: sa.TableClause | None,
+) -> None:
     if diff.removed_keys.height:
         with bulk.staged(connection, diff.removed_keys, table) as keys:
             connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
     # New and changed rows go straight into the target table: their old versions are gone.
-    bulk.write_frame(connection, table, diff.upserts)
+    if snapshot is not None and diff.upserts_every_row:
+        # DuckDB, every snapshot row written (a first load): read the registered snapshot.
+        columns = diff.upserts.columns
+        connection.execute(
+            table.insert().from_select(columns, sa.select(*(snapshot.c[name] for name in columns)))
+        )
+    else:
+        bulk.write_frame(connection, table, diff.upserts)
 
 
 def _write_history(
@@ -164,9 +197,9 @@ def _write_history(
     history: sa.Table,
     current: sa.Table,
     run: _Prepared,
-    open_versions: pl.DataFrame,
+    plan: HistoryPlan,
+    snapshot: sa.TableClause | None,
 ) -> tuple[int, int, int]:
-    plan = plan_history(open_versions, run.connections, run.as_of, run.run_id)
     if plan.closing_keys.height:
         with bulk.staged(connection, plan.closing_keys, history) as keys:
             closing = sa.and_(history.c.is_current, history.c[KEY].in_(sa.select(keys.c[KEY])))
@@ -177,16 +210,21 @@ def _write_history(
                 .values(valid_to=run.as_of, is_current=False)
             )
     if plan.opens_every_row and plan.opened.height:
-        # First load (or history emptied): every current row opens a version, and those
-        # rows are already on the server, so copy them there instead of sending them again.
+        # First load (or history emptied): every snapshot row opens a version. DuckDB reads
+        # them from the snapshot already registered for the current table (in key order,
+        # as `prepare` sorted it); PostgreSQL copies them from the current table, where the
+        # rows already are, instead of sending them again.
+        source_table = current if snapshot is None else snapshot
         source = sa.select(
-            current.c[KEY],
+            source_table.c[KEY],
             sa.literal(run.as_of, history.c.valid_from.type),
             sa.null(),
             sa.true(),
             sa.literal(run.run_id, history.c.run_id.type),
-            *(current.c[name] for name in TRACKED_ATTRIBUTES),
-        ).order_by(current.c[KEY])
+            *(source_table.c[name] for name in TRACKED_ATTRIBUTES),
+        )
+        if snapshot is None:
+            source = source.order_by(current.c[KEY])
         connection.execute(history.insert().from_select(plan.opened.columns, source))
     else:
         bulk.write_frame(connection, history, plan.opened)
@@ -275,8 +313,12 @@ def load_run(
         pl.Schema([(name, history_schema[name]) for name in open_columns]),
     )
     diff = diff_snapshot(previous, prepared.connections)
-    _write_connections(connection, current, diff)
-    opened, closed, replaced = _write_history(connection, history, current, prepared, open_versions)
+    plan = plan_history(open_versions, prepared.connections, prepared.as_of, prepared.run_id)
+    with _snapshot_source(connection, prepared, diff, plan) as snapshot:
+        _write_connections(connection, current, diff, snapshot)
+        opened, closed, replaced = _write_history(
+            connection, history, current, prepared, plan, snapshot
+        )
     _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)
     _replace_run_rows(connection, tables[QUARANTINE], prepared.run_id, prepared.quarantine)

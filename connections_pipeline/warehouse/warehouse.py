@@ -33,6 +33,31 @@ from connections_pipeline.warehouse.tables import (
     validate_schema_name,
 )
 
+REAUTH_QUEUE = "finch_reauth_queue"
+_REAUTH_QUEUE_POLARS: dict[str, pl.DataType] = {
+    "connection_id": pl.String(),
+    "company_name": pl.String(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "customer_email": pl.String(),
+    "provider_name": pl.String(),
+    "reauth_since": pl.Datetime("us", "UTC"),
+    "days_in_reauth": pl.Int32(),
+    "session_id": pl.String(),
+    "connect_url": pl.String(),
+    "link_expires_at": pl.Datetime("us", "UTC"),
+    "as_of": pl.Datetime("us", "UTC"),
+}
+REAUTH_QUEUE_COLUMNS: tuple[str, ...] = tuple(_REAUTH_QUEUE_POLARS)
+_REAUTH_QUEUE_TYPES: dict[str, sa.types.TypeEngine] = {
+    name: sa.DateTime(timezone=True)
+    if isinstance(dtype, pl.Datetime)
+    else sa.Integer()
+    if dtype == pl.Int32
+    else sa.Text()
+    for name, dtype in _REAUTH_QUEUE_POLARS.items()
+}
+
 
 class Warehouse:
     """Creates, migrates, loads and reads the Finch connections tables.
@@ -208,6 +233,43 @@ class Warehouse:
                 .values({name: staged.c[name] for name in SESSION_PROGRESS_COLUMNS})
             )
         return updated
+
+    def _reauth_queue_table(self) -> sa.Table:
+        # Outside build_metadata on purpose: a published view for people, replaced whole on
+        # every run, not one of the synced tables the schema migrations manage.
+        metadata = sa.MetaData(schema=self.schema)
+        columns = [
+            sa.Column(name, _REAUTH_QUEUE_TYPES[name], nullable=True)
+            for name in REAUTH_QUEUE_COLUMNS
+        ]
+        return sa.Table(REAUTH_QUEUE, metadata, *columns)
+
+    def replace_reauth_queue(self, frame: pl.DataFrame) -> int:
+        """Replace the re-auth queue table (`finch_reauth_queue`) with `frame` in one
+        transaction, creating the table if missing.
+
+        Returns:
+            The number of rows written.
+        """
+        extra = [name for name in frame.columns if name not in REAUTH_QUEUE_COLUMNS]
+        missing = [name for name in REAUTH_QUEUE_COLUMNS if name not in frame.columns]
+        if extra or missing:
+            raise ValueError(f"{REAUTH_QUEUE}: unexpected {extra}, missing {missing}")
+        table = self._reauth_queue_table()
+        rows = frame.select(list(REAUTH_QUEUE_COLUMNS))
+        with self._connect(transaction=True) as connection:
+            table.metadata.create_all(connection, checkfirst=True)
+            connection.execute(table.delete())
+            return bulk.write_frame(connection, table, rows)
+
+    def read_reauth_queue(self) -> pl.DataFrame:
+        """The re-auth queue as last published, longest in reauth first."""
+        table = self._reauth_queue_table()
+        schema = pl.Schema({name: _REAUTH_QUEUE_POLARS[name] for name in REAUTH_QUEUE_COLUMNS})
+        query = sa.select(table).order_by(
+            table.c.days_in_reauth.desc().nulls_last(), table.c.connection_id
+        )
+        return self._read(query, schema)
 
     @staticmethod
     def _check_unique_sessions(rows: pl.DataFrame) -> None:

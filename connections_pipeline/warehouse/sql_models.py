@@ -1,0 +1,106 @@
+"""Runs the `dbt_like_sql/` models: builds each model's relation and counts test failures.
+
+A view is replaced with CREATE OR REPLACE VIEW (views reading it keep working on
+PostgreSQL); a table is dropped and created again. Either way in one transaction, so a
+reader sees the previous relation or the new one, and a failed build leaves the previous one.
+"""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from connections_pipeline.sql_models import (
+    DataTest,
+    SqlModel,
+    build_statement,
+    check_statement,
+)
+from connections_pipeline.sql_models.statements import relation
+from connections_pipeline.warehouse.warehouse import Warehouse
+
+
+class SqlModelRunError(RuntimeError):
+    """A model or a test failed in the database; the message names the model's file and
+    carries the database's own message."""
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    name: str
+    relation: str
+    materialized: str
+    rows: int
+    statement: str
+
+
+def database_message(exc: sa.exc.DBAPIError) -> str:
+    """The driver's message, without SQLAlchemy's echo of the statement."""
+    return str(exc.orig).strip()
+
+
+def _existing_kind(connection: sa.Connection, schema: str, name: str) -> str | None:
+    found = connection.execute(
+        sa.text(
+            "SELECT table_type FROM information_schema.tables "
+            "WHERE table_schema = :schema AND table_name = :name"
+        ),
+        {"schema": schema, "name": name},
+    ).scalar()
+    if found is None:
+        return None
+    return "view" if "VIEW" in found.upper() else "table"
+
+
+def _create(connection: sa.Connection, statement: str, target: str, replaces_view: bool) -> None:
+    if not (replaces_view and connection.dialect.name == "postgresql"):
+        connection.exec_driver_sql(statement)
+        return
+    # PostgreSQL replaces a view only when its columns keep their names and order; when
+    # they changed, drop and create the view instead (still in this transaction).
+    try:
+        with connection.begin_nested():
+            connection.exec_driver_sql(statement)
+    except sa.exc.ProgrammingError:
+        connection.execute(sa.text(f"DROP VIEW {target}"))
+        connection.exec_driver_sql(statement.replace("CREATE OR REPLACE VIEW", "CREATE VIEW", 1))
+
+
+def build_model(warehouse: Warehouse, model: SqlModel) -> BuiltModel:
+    """Create or replace the model's relation in the warehouse schema.
+
+    Raises:
+        SqlModelRunError: the database refused the model; names the file.
+    """
+    statement = build_statement(model, warehouse.schema, warehouse.dialect)
+    target = relation(model.name, warehouse.schema)
+    try:
+        with warehouse._connect(transaction=True) as connection:
+            existing = _existing_kind(connection, warehouse.schema, model.name)
+            if existing == "table":
+                connection.execute(sa.text(f"DROP TABLE {target}"))
+            elif existing == "view" and model.materialized == "table":
+                connection.execute(sa.text(f"DROP VIEW {target}"))
+            replaces_view = existing == "view" and model.materialized == "view"
+            _create(connection, statement, target, replaces_view)
+            rows = connection.execute(sa.text(f"SELECT COUNT(*) FROM {target}")).scalar_one()
+    except sa.exc.DBAPIError as exc:
+        raise SqlModelRunError(
+            f"{model.file_name}: {warehouse.dialect} refused the model: {database_message(exc)}"
+        ) from None
+    return BuiltModel(model.name, target, model.materialized, int(rows), statement)
+
+
+def failing_rows(warehouse: Warehouse, model: SqlModel, test: DataTest) -> int:
+    """How many rows fail the test (0 = passed).
+
+    Raises:
+        SqlModelRunError: the test's query itself failed; names the file and the test.
+    """
+    statement = check_statement(model, test, warehouse.schema, warehouse.dialect)
+    try:
+        with warehouse._connect(transaction=False) as connection:
+            return int(connection.exec_driver_sql(statement).scalar_one())
+    except sa.exc.DBAPIError as exc:
+        raise SqlModelRunError(
+            f"{model.file_name}: test {test.name} failed to run: {database_message(exc)}"
+        ) from None

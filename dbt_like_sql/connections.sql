@@ -1,0 +1,27 @@
+-- The Connections page with the Dashboard's column names: one row per connection and per
+-- staged Connect session.
+select
+    c.connection_key,
+    c.state,
+    c.company_name as "Company Name",
+    c.company_id as "Company ID",
+    c.connection_id as "Connection ID",
+    c.customer_name as "Customer Name",
+    c.customer_id as "Customer ID",
+    c.entity_count as "# Entities",
+    case c.connection_status
+        when 'connected' then 'Connected'
+        when 'reauth' then 'Re-auth'
+        when 'pending' then 'Pending'
+        when 'processing' then 'Processing'
+        when 'error_no_account_setup' then 'Error: no account setup'
+        when 'error_permissions' then 'Error: permissions'
+        when 'disconnected' then 'Disconnected'
+        else c.connection_status
+    end as "Connection Status",
+    c.last_synced_at as "Last Synced",
+    c.connection_type as "Connection Type",
+    c.connected_at as "Connected",
+    c.provider_name as "Provider",
+    c.needs_action
+from finch_connections as c

@@ -1,0 +1,106 @@
+"""Shared pieces of the SQL-model tests: a synced warehouse and reads of model relations."""
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from connections_pipeline.assets.bi_models import bi_model_assets
+from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
+from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+from connections_pipeline.sync.run import run_sync
+from connections_pipeline.warehouse import Warehouse
+
+TIME_SCALE = 0.01
+MODEL_NAMES = {
+    "connections",
+    "connection_states_daily",
+    "sync_freshness",
+    "provider_health",
+    "needs_action_queue",
+    "connect_session_funnel",
+}
+
+
+def warehouse_resource(kind: str, tmp_path: Path, postgres_url: str) -> WarehouseResource:
+    if kind == "duckdb":
+        return WarehouseResource(url=f"duckdb:///{tmp_path / 'bi.duckdb'}", schema_name="finch")
+    return WarehouseResource(url=postgres_url, schema_name=f"bi_{secrets.token_hex(4)}")
+
+
+@dataclass
+class SyncedWarehouse:
+    """A warehouse after two syncs `days_between` days apart, and the emulator's truth."""
+
+    sandbox: FinchSandbox
+    truth_first: list[dict[str, Any]]
+    truth_second: list[dict[str, Any]]
+    first_day: date
+    second_day: date
+    days_between: int
+
+
+@contextmanager
+def two_syncs(
+    resource: WarehouseResource, seed: int = 21, connections: int = 60, days_between: int = 4
+) -> Iterator[SyncedWarehouse]:
+    sandbox = FinchSandbox(SandboxConfig(seed=seed, connections=connections, time_scale=TIME_SCALE))
+    with serve_in_thread(sandbox) as base_url:
+        finch = FinchResource(
+            base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
+        )
+        source = TokenSourceResource(kind="sandbox")
+        with Warehouse(resource.url, schema=resource.schema_name) as warehouse:
+            first_day = sandbox.now.date()
+            run_sync("run-1", finch, source, warehouse)
+            truth_first = sandbox.truth()
+            sandbox.advance(days_between)
+            second_day = sandbox.now.date()
+            run_sync("run-2", finch, source, warehouse)
+        yield SyncedWarehouse(
+            sandbox, truth_first, sandbox.truth(), first_day, second_day, days_between
+        )
+
+
+def materialize_models(
+    resource: WarehouseResource, models_dir: Path | None = None
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        bi_model_assets(models_dir), resources={"warehouse": resource}, raise_on_error=False
+    )
+
+
+def read_relation(resource: WarehouseResource, name: str) -> list[dict[str, Any]]:
+    """Every row of a model's relation, as dicts, straight from the database."""
+    engine = sa.create_engine(Warehouse(resource.url, resource.schema_name).url)
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(sa.text(f'SELECT * FROM "{resource.schema_name}"."{name}"'))
+            return [dict(row._mapping) for row in result]
+    finally:
+        engine.dispose()
+
+
+def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """Step key -> the failure's message with its causes."""
+    messages = {}
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        error = event.step_failure_data.error
+        parts = []
+        while error is not None:
+            parts.append(error.message)
+            error = error.cause
+        messages[event.step_key] = "\n".join(parts)
+    return messages

@@ -1,0 +1,71 @@
+"""Models build on empty tables (no sync data, no session ledger), rebuild in place, and may
+switch between view and table, on DuckDB and Postgres."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from bi_model_helpers import (
+    MODEL_NAMES,
+    materialize_models,
+    materialized_keys,
+    read_relation,
+    warehouse_resource,
+)
+
+from connections_pipeline.sql_models import default_models_dir
+from connections_pipeline.warehouse import Warehouse
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_models_rebuild_and_switch_materialization(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    resource = warehouse_resource(kind, tmp_path, postgres_url)
+    with Warehouse(resource.url, resource.schema_name) as warehouse:
+        warehouse.ensure_tables()
+
+    first = materialize_models(resource)
+    second = materialize_models(resource)
+    assert first.success and second.success
+    assert materialized_keys(second) == MODEL_NAMES
+    assert all(check.passed for check in second.get_asset_check_evaluations())
+    assert read_relation(resource, "connections") == []
+    assert read_relation(resource, "connect_session_funnel") == []
+
+    # sync_freshness becomes a table and provider_health a view, in place.
+    folder = tmp_path / "models"
+    shutil.copytree(default_models_dir(), folder)
+    settings = (folder / "models.yml").read_text()
+    settings = settings.replace(
+        "  sync_freshness:\n    materialized: view", "  sync_freshness:\n    materialized: table"
+    ).replace(
+        "  provider_health:\n    materialized: table", "  provider_health:\n    materialized: view"
+    )
+    (folder / "models.yml").write_text(settings)
+    # A view whose columns change (PostgreSQL cannot CREATE OR REPLACE that) is recreated.
+    sql = (folder / "connections.sql").read_text()
+    (folder / "connections.sql").write_text(sql.replace(",\n    c.needs_action\n", "\n"))
+    switched = materialize_models(resource, folder)
+    assert switched.success
+    kinds = {
+        event.asset_key.to_user_string(): event.materialization.metadata["materialized"].value
+        for event in switched.get_asset_materialization_events()
+    }
+    assert kinds["sync_freshness"] == "table" and kinds["provider_health"] == "view"
+    assert read_relation(resource, "provider_health") == []
+    columns = _columns(resource, "connections")
+    assert "needs_action" not in columns and "Company Name" in columns
+
+
+def _columns(resource, name: str) -> list[str]:
+    engine = sa.create_engine(Warehouse(resource.url, resource.schema_name).url)
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(
+                sa.text(f'SELECT * FROM "{resource.schema_name}"."{name}" WHERE 1 = 0')
+            )
+            return list(result.keys())
+    finally:
+        engine.dispose()
