@@ -273,13 +273,18 @@ def step_profile(folder: Path) -> dict:
     as_of = pl.lit(inputs.as_of).cast(parse.UTC_DATETIME)
     tokens = clock("_token_outcomes", snapshot._token_outcomes, inputs, introspections, as_of)
     clock(
-        "_freshest_per_connection (sort + unique)",
-        snapshot._freshest_per_connection,
+        "freshest_per_connection (sort + unique)",
+        parse.freshest_per_connection,
         introspections,
         tokens,
     )
     live = clock(
-        "_live_connections (total)", snapshot._live_connections, inputs, introspections, tokens
+        "_live_connections (total)",
+        snapshot._live_connections,
+        inputs,
+        introspections,
+        tokens,
+        parse.parse_providers(inputs.raw),
     )
     clock("  parse_companies", parse.parse_companies, inputs.raw)
     clock("  parse_connected_at", parse.parse_connected_at, inputs.raw)
@@ -290,7 +295,11 @@ def step_profile(folder: Path) -> dict:
         "session_progress", snapshot.session_progress, inputs.sessions, connections, inputs.as_of
     )
     staged = clock(
-        "staged_rows", snapshot.staged_rows, progress, inputs.previous, snapshot._providers(inputs)
+        "staged_rows",
+        snapshot.staged_rows,
+        progress,
+        inputs.previous,
+        parse.parse_providers(inputs.raw),
     )
     connections = pl.concat([connections, staged], how="diagonal_relaxed")
     connections = clock("_with_session_links", snapshot._with_session_links, connections, progress)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from connections_pipeline.transform import dashboard_rules as rules
-from connections_pipeline.transform.parse import UTC_DATETIME
+from connections_pipeline.transform.parse import UTC_DATETIME, freshest_per_connection
 
 
 def plan_followups(
@@ -21,19 +21,7 @@ def plan_followups(
     company_ttl: timedelta,
 ) -> pl.DataFrame:
     """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company."""
-    freshest = (
-        introspections.join(
-            token_source.select("token_fingerprint", "issued_at"),
-            on="token_fingerprint",
-            how="left",
-        )
-        .sort(
-            ["connection_id", "issued_at", "token_fingerprint"],
-            descending=[False, True, False],
-            nulls_last=True,
-        )
-        .unique("connection_id", keep="first", maintain_order=True)
-    )
+    freshest = freshest_per_connection(introspections, token_source)
     known = previous.filter(pl.col("connection_id").is_not_null()).select(
         "connection_id",
         pl.col("connected_at").alias("known_connected_at"),

@@ -129,3 +129,19 @@ def parse_providers(raw: pl.DataFrame) -> pl.DataFrame:
         .drop_nulls("provider_id")
         .unique("provider_id", keep="last", maintain_order=True)
     )
+
+
+def freshest_per_connection(introspections: pl.DataFrame, tokens: pl.DataFrame) -> pl.DataFrame:
+    """One introspection per connection: the freshest working token's (latest `issued_at`;
+    unknown issue times last; the fingerprint breaks ties so the choice is stable).
+
+    `tokens` needs `token_fingerprint` and `issued_at`.
+    """
+    ranked = introspections.join(
+        tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left"
+    )
+    return ranked.sort(
+        ["connection_id", "issued_at", "token_fingerprint"],
+        descending=[False, True, False],
+        nulls_last=True,
+    ).unique("connection_id", keep="first", maintain_order=True)

@@ -12,6 +12,7 @@ import polars as pl
 from connections_pipeline.transform import dashboard_rules as rules
 from connections_pipeline.transform.parse import (
     UTC_DATETIME,
+    freshest_per_connection,
     parse_companies,
     parse_connected_at,
     parse_introspections,
@@ -58,12 +59,13 @@ def build_snapshot(inputs: SnapshotInputs, columns: list[str]) -> Snapshot:
     """Classify every connection and staged session; `columns` is the output column order."""
     as_of = pl.lit(inputs.as_of).cast(UTC_DATETIME)
     introspections, rejected = parse_introspections(inputs.raw)
+    providers = parse_providers(inputs.raw)
     tokens = _token_outcomes(inputs, introspections, as_of)
-    live = _live_connections(inputs, introspections, tokens)
+    live = _live_connections(inputs, introspections, tokens, providers)
     carried = _carried_forward(inputs, live, tokens)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = session_progress(inputs.sessions, connections, inputs.as_of)
-    staged = staged_rows(progress, inputs.previous, _providers(inputs))
+    staged = staged_rows(progress, inputs.previous, providers)
     connections = pl.concat([connections, staged], how="diagonal_relaxed")
     connections = _with_session_links(connections, progress)
     connections = _with_derived_columns(connections, inputs, as_of)
@@ -113,21 +115,13 @@ def _token_outcomes(
     )
 
 
-def _freshest_per_connection(introspections: pl.DataFrame, tokens: pl.DataFrame) -> pl.DataFrame:
-    ranked = introspections.join(
-        tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left"
-    )
-    return ranked.sort(
-        ["connection_id", "issued_at", "token_fingerprint"],
-        descending=[False, True, False],
-        nulls_last=True,
-    ).unique("connection_id", keep="first", maintain_order=True)
-
-
 def _live_connections(
-    inputs: SnapshotInputs, introspections: pl.DataFrame, tokens: pl.DataFrame
+    inputs: SnapshotInputs,
+    introspections: pl.DataFrame,
+    tokens: pl.DataFrame,
+    providers: pl.DataFrame,
 ) -> pl.DataFrame:
-    freshest = _freshest_per_connection(introspections, tokens)
+    freshest = freshest_per_connection(introspections, tokens)
     # A connection's first token is obtained when the employer connects; it stands in for
     # the connection time where Finch lists no automated jobs (assisted connections).
     token_counts = tokens.group_by("connection_id").agg(
@@ -151,7 +145,7 @@ def _live_connections(
         .join(parse_companies(inputs.raw), on="connection_id", how="left")
         .join(parse_connected_at(inputs.raw), on="connection_id", how="left")
         .join(previous, on="connection_id", how="left")
-        .join(_providers(inputs), on="provider_id", how="left")
+        .join(providers, on="provider_id", how="left")
         .with_columns(entity_count.cast(pl.Int32).alias("entity_count"))
         .select(
             pl.col("connection_id").alias("connection_key"),
@@ -242,10 +236,6 @@ def _carried_forward(
         [kept.drop("all_revoked", "source_disconnected", "failure", "token_count_right"), unseen],
         how="diagonal_relaxed",
     )
-
-
-def _providers(inputs: SnapshotInputs) -> pl.DataFrame:
-    return parse_providers(inputs.raw)
 
 
 def _with_session_links(connections: pl.DataFrame, progress: pl.DataFrame) -> pl.DataFrame:
