@@ -40,6 +40,9 @@ class Extraction:
     raw: pl.DataFrame
     as_of: datetime
     request_stats: dict[str, Any]
+    # Parsed `/introspect` answers and undecodable ones, kept so the snapshot does not
+    # decode every body a second time.
+    introspections: tuple[pl.DataFrame, pl.DataFrame]
 
 
 async def extract(
@@ -62,10 +65,11 @@ async def extract(
         connection_id = result.data.get("connection_id") if result.ok else token.connection_id
         records.append(_raw(run_id, result, token.fingerprint, connection_id))
     as_of = _as_of(records)
-    introspections, _ = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
-    plan = plan_followups(introspections, batch.token_frame(), previous, as_of, company_ttl)
+    parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
+    plan = plan_followups(parsed[0], batch.token_frame(), previous, as_of, company_ttl)
     records += await _followups(client, batch.tokens, plan, run_id, progress)
-    return Extraction(pl.DataFrame(records, schema=RAW_SCHEMA), as_of, client.stats.as_dict())
+    raw = pl.DataFrame(records, schema=RAW_SCHEMA)
+    return Extraction(raw, as_of, client.stats.as_dict(), parsed)
 
 
 async def _followups(

@@ -87,6 +87,7 @@ def run_sync(
             sessions=warehouse.read_sessions(),
         ),
         CONNECTIONS_COLUMNS_NAMES,
+        extraction.introspections,
     )
     return _validate_and_load(run_id, started, clock, snapshot, extraction, warehouse)
 

@@ -55,10 +55,18 @@ class Snapshot:
     session_progress: pl.DataFrame
 
 
-def build_snapshot(inputs: SnapshotInputs, columns: list[str]) -> Snapshot:
-    """Classify every connection and staged session; `columns` is the output column order."""
+def build_snapshot(
+    inputs: SnapshotInputs,
+    columns: list[str],
+    parsed_introspections: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+) -> Snapshot:
+    """Classify every connection and staged session; `columns` is the output column order.
+
+    `parsed_introspections` is `parse_introspections(inputs.raw)` when the caller already
+    has it (extraction parses to plan its follow-up calls); otherwise it is computed here.
+    """
     as_of = pl.lit(inputs.as_of).cast(UTC_DATETIME)
-    introspections, rejected = parse_introspections(inputs.raw)
+    introspections, rejected = parsed_introspections or parse_introspections(inputs.raw)
     providers = parse_providers(inputs.raw)
     tokens = _token_outcomes(inputs, introspections, as_of)
     live = _live_connections(inputs, introspections, tokens, providers)
