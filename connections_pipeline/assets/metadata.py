@@ -76,7 +76,7 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
             "as_of": result.as_of.isoformat(),
             "preview": dg.MetadataValue.md(_markdown(preview)),
         },
-        "finch_connections_history": {"dagster/row_count": connections.height},
+        "finch_connections_history": _history_metadata(result),
         "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},
         "finch_sync_runs": {
             "dagster/row_count": 1,
@@ -84,6 +84,16 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
             "duration_seconds": round(result.sync_run["duration_seconds"], 2),
             "state_breakdown": state_breakdown(connections),
         },
+    }
+
+
+def _history_metadata(result: SyncResult) -> dict[str, Any]:
+    """What the load did to the history: versions opened and closed by this run."""
+    if result.load is None:
+        return {}
+    return {
+        "versions_opened": result.load.history_opened,
+        "versions_closed": result.load.history_closed,
     }
 
 

@@ -20,6 +20,7 @@ from connections_pipeline.transform.validate import ValidationOutcome, split_val
 from connections_pipeline.warehouse import (
     CONNECTIONS_COLUMNS,
     SESSION_PROGRESS_COLUMNS,
+    LoadSummary,
     RunLoad,
     Warehouse,
 )
@@ -43,6 +44,7 @@ class SyncResult:
     sync_run: dict[str, Any]
     request_stats: dict[str, Any]
     token_outcomes: dict[str, int] = field(default_factory=dict)
+    load: LoadSummary | None = None
 
     @property
     def state_counts(self) -> dict[str, int]:
@@ -141,7 +143,7 @@ def _validate_and_load(
         "failed_tokens": token_outcomes.get("failed", 0),
         "status": "success",
     }
-    warehouse.load_run(
+    load = warehouse.load_run(
         RunLoad(
             run_id=run_id,
             as_of=extraction.as_of,
@@ -167,6 +169,7 @@ def _validate_and_load(
         sync_run=sync_run,
         request_stats=stats,
         token_outcomes=token_outcomes,
+        load=load,
     )
 
 

@@ -40,6 +40,10 @@ def test_materialization_reports_counts_breakdown_and_checks(tmp_path: Path) -> 
         row.data["state"]: row.data["rows"] for row in connections["state_breakdown"].records
     }
     assert breakdown == {s: stored.filter(stored["state"] == s).height for s in breakdown}
+    history = materializations["finch_connections_history"].metadata
+    stored_history = Warehouse(resources["warehouse"].url).read_table("finch_connections_history")
+    assert history["versions_opened"].value == stored_history.height == stored.height
+    assert history["versions_closed"].value == 0
     raw = materializations["finch_raw_responses"].metadata
     assert raw["requests"].value >= raw["tokens"].value > 0
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
