@@ -1,6 +1,7 @@
 """The warehouse as a Dagster resource: a SQLAlchemy URL and a schema name."""
 
 import dagster as dg
+import sqlalchemy as sa
 
 from connections_pipeline.resources.redaction import redacted_repr
 from connections_pipeline.warehouse import Warehouse
@@ -23,9 +24,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def _safe(url: str) -> str:
-    import sqlalchemy as sa
-
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except (sa.exc.ArgumentError, ValueError):
         return "<unparsable URL>"
