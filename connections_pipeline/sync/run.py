@@ -23,6 +23,7 @@ from connections_pipeline.warehouse import (
     LoadSummary,
     RunLoad,
     Warehouse,
+    sessions_after_import,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,12 @@ def run_sync(
     for skipped in batch.skipped_rows:
         logger.warning("Token source row skipped: %s", skipped)
     previous = warehouse.read_current()
-    warehouse.import_sessions(sessions_from_source(batch.sessions, created_by="token_source"))
+    # The run writes nothing before its one load transaction: a run killed at any point
+    # leaves the warehouse as the previous run left it.
+    stored_sessions = warehouse.read_sessions()
+    incoming = sessions_from_source(batch.sessions, created_by="token_source")
+    sessions = sessions_after_import(stored_sessions, incoming)
     extraction = asyncio.run(_extract(finch, batch, previous, run_id, settings, progress))
-    warehouse.write_raw_responses(run_id, extraction.raw)
     snapshot = build_snapshot(
         SnapshotInputs(
             run_id=run_id,
@@ -86,12 +90,13 @@ def run_sync(
             token_source=batch.token_frame(),
             previous=previous,
             previous_tokens=warehouse.read_tokens(),
-            sessions=warehouse.read_sessions(),
+            sessions=sessions,
         ),
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
     )
-    return _validate_and_load(run_id, started, clock, snapshot, extraction, warehouse)
+    new_sessions = sessions.slice(stored_sessions.height)
+    return _validate_and_load(run_id, started, clock, snapshot, extraction, new_sessions, warehouse)
 
 
 CONNECTIONS_COLUMNS_NAMES = [name for name, *_ in CONNECTIONS_COLUMNS]
@@ -115,6 +120,7 @@ def _validate_and_load(
     clock: float,
     snapshot: Snapshot,
     extraction: Extraction,
+    new_sessions: pl.DataFrame,
     warehouse: Warehouse,
 ) -> SyncResult:
     validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
@@ -154,10 +160,12 @@ def _validate_and_load(
             tokens=snapshot.tokens,
             quarantine=quarantine,
             sync_run=sync_run,
+            raw_responses=extraction.raw,
+            new_sessions=new_sessions,
+            session_progress=snapshot.session_progress.select(
+                "session_id", *SESSION_PROGRESS_COLUMNS
+            ),
         )
-    )
-    warehouse.update_session_progress(
-        snapshot.session_progress.select("session_id", *SESSION_PROGRESS_COLUMNS)
     )
     return SyncResult(
         run_id=run_id,

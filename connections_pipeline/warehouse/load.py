@@ -1,9 +1,10 @@
 """Loading one sync run: every table of the run in one transaction.
 
 Order inside the transaction: lock, read the previous snapshot and the open history
-versions, diff in Polars, then write only what changed: connections, history, entities,
-tokens, quarantine, and last the sync-run row. A failure anywhere rolls all of it back, so
-readers see the previous run's tables or this run's, never a mix.
+versions, diff in Polars, then write only what changed: new ledger sessions, connections,
+history, entities, tokens, quarantine, raw responses, session progress, and last the
+sync-run row. A failure anywhere, a killed process included, rolls all of it back, so readers
+see the previous run's tables or this run's, never a mix.
 """
 
 import datetime as dt
@@ -16,12 +17,14 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert
 
-from connections_pipeline.warehouse import bulk
+from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
+    CONNECT_SESSIONS,
     CONNECTION_ENTITIES,
     CONNECTIONS,
     CONNECTIONS_HISTORY,
     QUARANTINE,
+    RAW_RESPONSES,
     SYNC_RUNS,
     TOKENS,
     TRACKED_ATTRIBUTES,
@@ -54,6 +57,9 @@ class RunLoad:
     tokens: pl.DataFrame = field(default_factory=lambda: empty_frame(TOKENS))
     quarantine: pl.DataFrame = field(default_factory=lambda: empty_frame(QUARANTINE))
     sync_run: Mapping[str, Any] = field(default_factory=dict)
+    raw_responses: pl.DataFrame | None = None
+    new_sessions: pl.DataFrame | None = None
+    session_progress: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class _Prepared:
     tokens: pl.DataFrame
     quarantine: pl.DataFrame
     sync_run: pl.DataFrame
+    raw_responses: pl.DataFrame | None
+    new_sessions: pl.DataFrame | None
+    session_progress: pl.DataFrame | None
 
 
 def _utc(value: dt.datetime, name: str) -> dt.datetime:
@@ -145,6 +154,15 @@ def prepare(run: RunLoad) -> _Prepared:
         tokens=tokens,
         quarantine=conform(run.quarantine, QUARANTINE, fill),
         sync_run=conform(sync_frame, SYNC_RUNS, missing_as_null=True),
+        raw_responses=None
+        if run.raw_responses is None
+        else run_records.conform_raw_responses(run.run_id, run.raw_responses),
+        new_sessions=None
+        if run.new_sessions is None
+        else run_records.conform_sessions(run.new_sessions),
+        session_progress=None
+        if run.session_progress is None
+        else run_records.conform_session_progress(run.session_progress),
     )
 
 
@@ -304,6 +322,9 @@ def load_run(
     current = tables[CONNECTIONS]
     history = tables[CONNECTIONS_HISTORY]
     _lock(connection, current)
+    sessions = tables[CONNECT_SESSIONS]
+    if prepared.new_sessions is not None:
+        run_records.add_sessions(connection, sessions, prepared.new_sessions)
     previous = bulk.read_select(connection, sa.select(current), polars_schema(CONNECTIONS))
     open_columns = (KEY, "valid_from", *TRACKED_ATTRIBUTES)
     history_schema = polars_schema(CONNECTIONS_HISTORY)
@@ -322,6 +343,12 @@ def load_run(
     _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)
     _replace_run_rows(connection, tables[QUARANTINE], prepared.run_id, prepared.quarantine)
+    if prepared.raw_responses is not None:
+        run_records.replace_raw_responses(
+            connection, tables[RAW_RESPONSES], prepared.run_id, prepared.raw_responses
+        )
+    if prepared.session_progress is not None:
+        run_records.set_session_progress(connection, sessions, prepared.session_progress)
     _write_sync_run(connection, tables[SYNC_RUNS], prepared)
     return LoadSummary(
         run_id=prepared.run_id,

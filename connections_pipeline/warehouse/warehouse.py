@@ -5,19 +5,15 @@ from contextlib import contextmanager
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as upsert
 
-from connections_pipeline.warehouse import bulk
+from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
     CONNECTIONS,
     PRIMARY_KEYS,
     RAW_RESPONSES,
-    SESSION_PROGRESS_COLUMNS,
     TOKENS,
     columns_of,
-    conform,
-    duplicated_keys,
     polars_schema,
 )
 from connections_pipeline.warehouse.engine import (
@@ -164,13 +160,11 @@ class Warehouse:
         Returns:
             The number of rows written.
         """
-        if not isinstance(run_id, str) or not run_id:
-            raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
-        rows = conform(frame, RAW_RESPONSES, {"run_id": run_id})
-        table = self.table(RAW_RESPONSES)
+        rows = run_records.conform_raw_responses(run_id, frame)
         with self._connect(transaction=True) as connection:
-            connection.execute(table.delete().where(table.c.run_id == run_id))
-            return bulk.write_frame(connection, table, rows)
+            return run_records.replace_raw_responses(
+                connection, self.table(RAW_RESPONSES), run_id, rows
+            )
 
     def read_raw_responses(self, run_id: str) -> pl.DataFrame:
         """The raw responses of one run, as written, ordered by fetch time."""
@@ -191,22 +185,9 @@ class Warehouse:
         Returns:
             The number of sessions added.
         """
-        rows = conform(frame, CONNECT_SESSIONS, missing_as_null=True)
-        self._check_unique_sessions(rows)
-        table = self.table(CONNECT_SESSIONS)
-        with (
-            self._connect(transaction=True) as connection,
-            bulk.staged(connection, rows, table) as staged,
-        ):
-            is_new = ~staged.c.session_id.in_(sa.select(table.c.session_id))
-            added = connection.execute(
-                sa.select(sa.func.count()).select_from(staged).where(is_new)
-            ).scalar_one()
-            statement = upsert(table).from_select(
-                rows.columns, sa.select(*(staged.c[name] for name in rows.columns)).where(is_new)
-            )
-            connection.execute(statement.on_conflict_do_nothing(index_elements=["session_id"]))
-        return added
+        rows = run_records.conform_sessions(frame)
+        with self._connect(transaction=True) as connection:
+            return run_records.add_sessions(connection, self.table(CONNECT_SESSIONS), rows)
 
     def update_session_progress(self, frame: pl.DataFrame) -> int:
         """Set status, connection_id, completed_at, time_to_connect_seconds and
@@ -215,24 +196,9 @@ class Warehouse:
         Returns:
             The number of ledger sessions updated (unknown session_ids are ignored).
         """
-        names = ("session_id", *SESSION_PROGRESS_COLUMNS)
-        rows = conform(frame, CONNECT_SESSIONS, only=names)
-        self._check_unique_sessions(rows)
-        table = self.table(CONNECT_SESSIONS)
-        with (
-            self._connect(transaction=True) as connection,
-            bulk.staged(connection, rows, table) as staged,
-        ):
-            matches = table.c.session_id == staged.c.session_id
-            updated = connection.execute(
-                sa.select(sa.func.count()).select_from(table.join(staged, matches))
-            ).scalar_one()
-            connection.execute(
-                table.update()
-                .where(matches)
-                .values({name: staged.c[name] for name in SESSION_PROGRESS_COLUMNS})
-            )
-        return updated
+        rows = run_records.conform_session_progress(frame)
+        with self._connect(transaction=True) as connection:
+            return run_records.set_session_progress(connection, self.table(CONNECT_SESSIONS), rows)
 
     def _reauth_queue_table(self) -> sa.Table:
         # Outside build_metadata on purpose: a published view for people, replaced whole on
@@ -270,12 +236,6 @@ class Warehouse:
             table.c.days_in_reauth.desc().nulls_last(), table.c.connection_id
         )
         return self._read(query, schema)
-
-    @staticmethod
-    def _check_unique_sessions(rows: pl.DataFrame) -> None:
-        duplicates = duplicated_keys(rows, ("session_id",))
-        if duplicates:
-            raise ValueError(f"{CONNECT_SESSIONS}: duplicate session_id {duplicates}")
 
     def dispose(self) -> None:
         """Close pooled connections."""

@@ -1,10 +1,12 @@
 """The Connect session ledger and the raw-response store."""
 
+import dataclasses
 import datetime as dt
 
 import polars as pl
 import pytest
-from frames import at
+import sqlalchemy as sa
+from frames import at, connection_row, run
 
 from connections_pipeline.warehouse import (
     CONNECT_SESSIONS,
@@ -140,3 +142,44 @@ def test_raw_responses_round_trip_and_are_replaced_per_run(warehouse: Warehouse)
     assert warehouse.read_raw_responses("r1").height == 1
     assert warehouse.read_raw_responses("r2").height == 2
     assert warehouse.read_raw_responses("nope").height == 0
+
+
+def _run_with_ledger_and_raw(**changes: object) -> object:
+    progress = pl.DataFrame(
+        {
+            "session_id": ["s1"],
+            "status": ["completed"],
+            "connection_id": ["conn-1"],
+            "completed_at": [at(2)],
+            "time_to_connect_seconds": [60.0],
+            "status_updated_at": [at(2)],
+        }
+    )
+    return dataclasses.replace(
+        run("r1", at(2), [connection_row("a")], **changes),
+        raw_responses=raw_responses(3),
+        new_sessions=sessions(session("s1", customer_name="Changed"), session("s2")),
+        session_progress=progress,
+    )
+
+
+def test_a_run_writes_its_sessions_and_raw_responses_in_its_load(warehouse: Warehouse) -> None:
+    warehouse.import_sessions(sessions(session("s1")))
+    warehouse.load_run(_run_with_ledger_and_raw())
+    ledger = warehouse.read_sessions()
+    assert ledger["session_id"].to_list() == ["s1", "s2"]
+    # s1 was in the ledger already: its inputs stay, its progress is the run's.
+    assert ledger.row(0, named=True)["customer_name"] == "Customer s1"
+    assert ledger.row(0, named=True)["status"] == "completed"
+    assert warehouse.read_raw_responses("r1").height == 3
+
+
+def test_a_failed_load_leaves_no_session_or_raw_response_behind(warehouse: Warehouse) -> None:
+    # Regression: a sync used to import sessions and store raw responses in transactions of
+    # their own before the load, so a run that died in the load left them behind.
+    warehouse.import_sessions(sessions(session("s1")))
+    before = warehouse.read_sessions()
+    with pytest.raises(sa.exc.DBAPIError):
+        warehouse.load_run(_run_with_ledger_and_raw(quarantine_reasons=("ok", None)))
+    assert warehouse.read_sessions().equals(before)
+    assert warehouse.read_raw_responses("r1").height == 0

@@ -1,0 +1,58 @@
+"""One sync in a process of its own, for the crash tests to SIGKILL.
+
+    python crash_worker.py BASE_URL WAREHOUSE_URL SCHEMA RUN_ID [KILL_AT_STATEMENT]
+
+With KILL_AT_STATEMENT the process sends itself SIGKILL just before its Nth SQL statement
+(counted over every statement the sync sends, reads included), the way a node dying mid-load
+would stop it. Without it the sync runs to the end and prints "statements <n> load_from <m>":
+how many statements a whole run sends and how many came before its writes, the range the
+tests draw kill points from.
+"""
+
+import os
+import signal
+import sys
+from typing import Any
+
+import sqlalchemy as sa
+
+from connections_pipeline.resources import FinchResource, TokenSourceResource
+from connections_pipeline.sync.run import run_sync
+from connections_pipeline.warehouse import Warehouse
+
+TIME_SCALE = 0.01
+
+
+def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None) -> None:
+    sent = 0
+
+    def count(*_: Any) -> None:
+        nonlocal sent
+        sent += 1
+        if kill_at is not None and sent >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    load_from = 0
+
+    def extraction_progress(*_: Any) -> None:
+        nonlocal load_from
+        load_from = sent  # after the last report, only the writes of the run are left
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    finch = FinchResource(
+        base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
+    )
+    with Warehouse(url, schema=schema) as warehouse:
+        run_sync(
+            run_id,
+            finch,
+            TokenSourceResource(kind="sandbox"),
+            warehouse,
+            progress=extraction_progress,
+        )
+    print(f"statements {sent} load_from {load_from}", flush=True)
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    main(*arguments[:4], kill_at=int(arguments[4]) if len(arguments) > 4 else None)

@@ -1,0 +1,84 @@
+"""A sync killed with SIGKILL anywhere leaves the previous snapshot; the next run converges.
+
+Each test kills a child process running the real sync against the emulator over loopback:
+from outside after a random number of Finch answers (extraction), and from inside just
+before a random SQL statement of the writing phase (the load). After every kill each
+warehouse table must hold exactly what it held before; the run after the kills must
+produce the same tables as a run never interrupted.
+"""
+
+import random
+import secrets
+import signal
+from pathlib import Path
+
+import pytest
+from crash_helpers import (
+    canonical_tables,
+    differing_tables,
+    draw_points,
+    exact_tables,
+    kill_after_requests,
+    kill_at_statement,
+    run_whole,
+)
+
+from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+
+pytestmark = pytest.mark.slow
+
+KILLS_PER_PHASE = 6
+"""Kill points per phase (extraction, load) and warehouse: 24 in all."""
+BACKENDS = ("duckdb", "postgres")
+KILLED = -signal.SIGKILL
+
+
+def _warehouses(kind: str, tmp_path: Path, postgres_url: str) -> list[tuple[str, str]]:
+    """(url, schema) of the warehouse that is killed and of the uninterrupted reference."""
+    if kind == "duckdb":
+        return [(f"duckdb:///{tmp_path / name}.duckdb", "finch") for name in ("killed", "ref")]
+    return [(postgres_url, f"crash_{name}_{secrets.token_hex(3)}") for name in ("k", "r")]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_sigkill_leaves_previous_snapshot_and_next_run_converges(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    rng = random.Random(f"crash-points:{kind}")
+    sandbox = FinchSandbox(SandboxConfig(seed=61, connections=200, time_scale=0.01))
+    killed, reference = _warehouses(kind, tmp_path, postgres_url)
+
+    def answered() -> int:
+        return sandbox.stats()["requests"]
+
+    with serve_in_thread(sandbox) as base_url:
+        run_whole(base_url, *killed, "run-1")
+        run_whole(base_url, *reference, "run-1")
+        changes = sandbox.advance(3)["changes"]
+        before_reference = answered()
+        whole = run_whole(base_url, *reference, "run-2")
+        requests_per_run = answered() - before_reference
+        before = exact_tables(*killed)
+
+        extraction_points = draw_points(rng, KILLS_PER_PHASE, 1, requests_per_run - 1)
+        for after in extraction_points:
+            code = kill_after_requests(base_url, *killed, "run-2", answered, after)
+            assert code == KILLED, f"run finished before {after} answers"
+            assert exact_tables(*killed) == before, f"killed after {after} Finch answers"
+
+        load_points = draw_points(rng, KILLS_PER_PHASE, whole.load_from + 1, whole.statements)
+        for statement in load_points:
+            code = kill_at_statement(base_url, *killed, "run-2", statement)
+            assert code == KILLED, f"no SIGKILL at statement {statement}"
+            assert exact_tables(*killed) == before, f"killed at statement {statement}"
+
+        run_whole(base_url, *killed, "run-2")
+        stats = sandbox.stats()
+
+    assert sum(changes.values()) > 0
+    assert len(extraction_points) == len(load_points) == KILLS_PER_PHASE
+    converged = canonical_tables(*killed)
+    assert differing_tables(converged, canonical_tables(*reference)) == []
+    # The run after the kills did load something new, so converging was not a no-op.
+    assert exact_tables(*killed) != before
+    assert stats["ip_blocks"] == 0
