@@ -10,6 +10,7 @@ import dagster as dg
 
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
+from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
 from connections_pipeline.resources.token_source import TokenSourceError
 from connections_pipeline.sync.run import SyncSettings, run_sync
@@ -58,8 +59,10 @@ class SyncConfig(dg.Config):
             description="Warns when tokens could not be read after retries.",
         ),
     ],
+    # A retry starts a new process whose pacer has forgotten what the failed attempt sent:
+    # waiting out Finch's per-IP window first keeps the two from adding up to an IP block.
     retry_policy=dg.RetryPolicy(
-        max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        max_retries=2, delay=FINCH_IP_WINDOW_SECONDS + 30, backoff=dg.Backoff.EXPONENTIAL
     ),
 )
 def sync_finch_connections(

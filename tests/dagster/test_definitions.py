@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
+from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.settings import SettingError
 
 PROMISED_ASSETS = {
@@ -67,3 +68,14 @@ def test_secrets_are_bound_as_env_vars_not_values(monkeypatch: pytest.MonkeyPatc
     resources = defs().resources
     assert "never-shown-secret" not in repr(resources)
     assert isinstance(resources["finch"].client_secret, dg.EnvVar)
+
+
+def test_a_retried_sync_waits_out_finchs_ip_window() -> None:
+    # Regression: retries came after 30 s +/- jitter; a new attempt paces from an empty
+    # window, so together with what the failed attempt sent it could cross 1,000 requests
+    # per 5 minutes and have Finch block the IP for an hour.
+    sync = defs().resolve_assets_def("finch_connections")
+    policy = sync.op.retry_policy
+    assert policy is not None and policy.max_retries >= 1
+    delays = [policy.calculate_delay(attempt) for attempt in range(1, policy.max_retries + 1)]
+    assert min(delays) > FINCH_IP_WINDOW_SECONDS
