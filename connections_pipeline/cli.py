@@ -93,10 +93,20 @@ def _connect_link(args: argparse.Namespace) -> int:
         finally:
             warehouse.dispose()
     except (ConnectLinkError, FinchConfigError, SettingError, WarehouseConnectionError) as exc:
-        print(f"connect-link: {exc}", file=sys.stderr)
+        print(f"connect-link: {_scrubbed(str(exc))}", file=sys.stderr)
         return 2
     print(link.connect_url)
     return 0
+
+
+def _scrubbed(message: str) -> str:
+    """`message` without the secrets the environment's settings carry."""
+    from connections_pipeline.resources.redaction import database_url_secrets, scrub
+
+    secrets = [os.environ.get("FINCH_CLIENT_SECRET")]
+    for name in ("CONNECTIONS_WAREHOUSE_URL", "CONNECTIONS_TOKENS_URL"):
+        secrets += database_url_secrets(os.environ.get(name))
+    return scrub(message, secrets)
 
 
 def _run_sync(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import polars as pl
 from connections_pipeline.assets.exports import EXPORT_ASSET
 from connections_pipeline.partitions import CONNECTION_STATES
 from connections_pipeline.resources import WarehouseResource
+from connections_pipeline.warehouse.engine import safe_url
 
 
 def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
@@ -27,7 +28,7 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
             f"({run['retries']} retries, {run['rate_limited']} rate-limited); "
             f"{run['quarantined']} rows quarantined"
         )
-    print(f"Warehouse: {store.url.render_as_string(hide_password=True)} (schema {store.schema})")
+    print(f"Warehouse: {safe_url(store.url)} (schema {store.schema})")
 
 
 def print_exports(result: dg.ExecuteInProcessResult) -> None:

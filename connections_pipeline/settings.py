@@ -18,6 +18,8 @@ from connections_pipeline.resources import (
 )
 from connections_pipeline.resources.export_destination import DEFAULT_EXPORT_URL
 from connections_pipeline.resources.warehouse_resource import DEFAULT_WAREHOUSE_URL
+from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate_schema_name
+from connections_pipeline.warehouse.engine import check_schema_for_url, parse_warehouse_url
 
 DEFAULT_SYNC_CRON = "0 6 * * *"
 
@@ -77,7 +79,26 @@ def _number(name: str, text: str, kind: type) -> int | float:
     return value
 
 
+def _check_warehouse_schema(env: Mapping[str, str]) -> None:
+    """The schema name ends up in SQL: refuse anything but a usable identifier now, before
+    any run connects to the warehouse."""
+    schema = env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1]
+    try:
+        validate_schema_name(schema)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    try:
+        url = parse_warehouse_url(env.get(URL_SETTING) or DEFAULT_WAREHOUSE_URL)
+    except ValueError:
+        return  # reported, naming URL_SETTING, when the warehouse is opened
+    try:
+        check_schema_for_url(url, schema)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
+    _check_warehouse_schema(env)
     finch = FinchResource(**_bind(FINCH_SETTINGS, env))
     return {
         "finch": finch,

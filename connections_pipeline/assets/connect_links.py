@@ -18,6 +18,7 @@ from connections_pipeline.resources import (
     FinchResource,
     WarehouseResource,
 )
+from connections_pipeline.resources.redaction import scrub_resources
 from connections_pipeline.warehouse import WarehouseConnectionError
 
 CONNECT_LINK_JOB_NAME = "create_connect_link"
@@ -68,11 +69,14 @@ def create_connect_session_op(
 ) -> str:
     """Validate, create the session at Finch, record it in `finch_connect_sessions`."""
     request = config.to_request(created_by=f"dagster:{context.run.run_id}")
-    store = warehouse.open()
+    try:
+        store = warehouse.open()
+    except ValueError as exc:  # the warehouse URL or schema
+        raise dg.Failure(description=warehouse.scrub(str(exc))) from None
     try:
         link = create_connect_link(request, finch, store)
     except LINK_ERRORS as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise dg.Failure(description=scrub_resources(str(exc), finch, warehouse)) from None
     finally:
         store.dispose()
     context.log.info(f"Connect URL for {request.customer_id}: {link.connect_url}")
@@ -115,7 +119,10 @@ def finch_reauth_queue(
     warehouse: WarehouseResource,
     export_destination: ExportDestinationResource,
 ) -> dg.MaterializeResult:
-    store = warehouse.open()
+    try:
+        store = warehouse.open()
+    except ValueError as exc:  # the warehouse URL or schema
+        raise dg.Failure(description=warehouse.scrub(str(exc))) from None
     try:
         outcome = create_reauth_links(
             finch,
@@ -125,7 +132,7 @@ def finch_reauth_queue(
             created_by=f"dagster:{context.run.run_id}",
         )
     except LINK_ERRORS as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise dg.Failure(description=scrub_resources(str(exc), finch, warehouse)) from None
     finally:
         store.dispose()
     for failure in outcome.failed:

@@ -22,7 +22,12 @@ from connections_pipeline.export import (
 )
 from connections_pipeline.partitions import connection_state_partitions
 from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
-from connections_pipeline.warehouse import CONNECTIONS, CONNECTIONS_COLUMNS
+from connections_pipeline.resources.redaction import safe_database_url
+from connections_pipeline.warehouse import (
+    CONNECTIONS,
+    CONNECTIONS_COLUMNS,
+    WarehouseConnectionError,
+)
 
 EXPORT_GROUP = "finch_exports"
 EXPORT_ASSET = "finch_connections_csv"
@@ -88,7 +93,7 @@ def finch_connections_csv(
         destination = export_destination.open()
         store = warehouse.open()
     except ValueError as exc:  # ExportSettingError, or the warehouse URL or schema
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        raise dg.Failure(description=_scrubbed(exc, warehouse), allow_retries=False) from None
     try:
         try:
             destination.check()
@@ -96,10 +101,14 @@ def finch_connections_csv(
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         try:
             current = store.read_current()
+        except WarehouseConnectionError as exc:
+            # Retried (the warehouse may be back soon), without the URL's password.
+            raise WarehouseConnectionError(_scrubbed(exc, warehouse)) from None
         except sa.exc.DBAPIError as exc:
             raise dg.Failure(
-                description=f"{CONNECTIONS} could not be read from {store!r} "
-                f"({exc.orig.__class__.__name__}); has sync_connections run?",
+                description=f"{CONNECTIONS} could not be read from "
+                f"{safe_database_url(warehouse.url)} (schema {warehouse.schema_name!r}, "
+                f"{exc.orig.__class__.__name__}); has sync_connections run?",
                 allow_retries=False,
             ) from None
     finally:
@@ -120,6 +129,10 @@ def finch_connections_csv(
         context.add_asset_metadata(
             _metadata(written, destination.is_local, options, exported_at), partition_key=state
         )
+
+
+def _scrubbed(exc: Exception, warehouse: WarehouseResource) -> str:
+    return warehouse.scrub(str(exc))
 
 
 def _metadata(

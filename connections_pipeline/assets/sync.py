@@ -12,6 +12,7 @@ from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
+from connections_pipeline.resources.redaction import scrub_resources
 from connections_pipeline.resources.token_source import TokenSourceError
 from connections_pipeline.sync.run import SyncSettings, run_sync
 from connections_pipeline.warehouse import WarehouseConnectionError
@@ -75,7 +76,7 @@ def sync_finch_connections(
     try:
         store = warehouse.open()
     except ValueError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        raise dg.Failure(description=warehouse.scrub(str(exc)), allow_retries=False) from None
     try:
         result = run_sync(
             context.run.run_id,
@@ -86,8 +87,10 @@ def sync_finch_connections(
             progress=progress_logger(context.log),
         )
     except SETTINGS_ERRORS as exc:
-        # A wrong setting fails the same way on every retry: fail once, clearly.
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        # A wrong setting fails the same way on every retry: fail once, clearly. The
+        # message may quote a URL: nothing any resource holds as a secret goes with it.
+        description = scrub_resources(str(exc), finch, token_source, warehouse)
+        raise dg.Failure(description=description, allow_retries=False) from None
     finally:
         store.dispose()
     context.log.info(

@@ -1,14 +1,16 @@
 """Where the CSV exports go, as a Dagster resource; the writing lives in `export/`."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from connections_pipeline.export import Destination, parse_storage_options, redact_url
-from connections_pipeline.resources.redaction import MASK
+from connections_pipeline.resources.redaction import MASK, RedactedFields
 
 DEFAULT_EXPORT_URL = "./data/exports"
 
 
-class ExportDestinationResource(dg.ConfigurableResource):
+class ExportDestinationResource(RedactedFields, dg.ConfigurableResource):
     """A local folder (default `./data/exports`, relative to the run's working directory) or
     any fsspec URL such as `s3://bucket/prefix` (CONNECTIONS_EXPORT_URL).
 
@@ -20,12 +22,11 @@ class ExportDestinationResource(dg.ConfigurableResource):
     url: str = DEFAULT_EXPORT_URL
     storage_options: str | None = None
 
-    def __repr__(self) -> str:
-        # Unresolved, a field holds an EnvVar: show the variable's name, never its value.
-        url = self.url
-        shown = f"EnvVar({url!r})" if isinstance(url, dg.EnvVar) else repr(redact_url(url))
-        options = MASK if self.storage_options else None
-        return f"{type(self).__name__}(url={shown}, storage_options={options})"
+    def _shown(self) -> Mapping[str, str]:
+        return {
+            "url": repr(redact_url(self.url)),
+            "storage_options": MASK if self.storage_options else "None",
+        }
 
     def open(self) -> Destination:
         """The destination; raises ExportSettingError naming an unusable setting."""

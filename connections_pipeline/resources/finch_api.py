@@ -5,7 +5,7 @@ import functools
 import dagster as dg
 
 from connections_pipeline.finch import FinchClient, FinchClientConfig
-from connections_pipeline.resources.redaction import redacted_repr
+from connections_pipeline.resources.redaction import RedactedFields
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
 
 EMBEDDED_BASE_URL = "http://finch.sandbox.local"
@@ -17,7 +17,7 @@ def _embedded_sandbox(seed: int, connections: int, time_scale: float) -> FinchSa
     return FinchSandbox(SandboxConfig(seed=seed, connections=connections, time_scale=time_scale))
 
 
-class FinchResource(dg.ConfigurableResource):
+class FinchResource(RedactedFields, dg.ConfigurableResource):
     """Where Finch is and how hard the client may push it.
 
     `base_url` unset means the embedded emulator, built from the `sandbox_*` settings.
@@ -37,8 +37,9 @@ class FinchResource(dg.ConfigurableResource):
     sandbox_connections: int = 200
     sandbox_time_scale: float = 0.01
 
-    def __repr__(self) -> str:
-        return redacted_repr(self)
+    def secret_values(self) -> list[str]:
+        """The secrets this resource holds, for scrubbing them out of messages."""
+        return [self.client_secret] if self.client_secret else []
 
     @property
     def embedded(self) -> bool:

@@ -17,6 +17,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from connections_pipeline.finch import token_fingerprint
+from connections_pipeline.resources.redaction import database_url_secrets, safe_database_url, scrub
 
 TOKEN_FRAME_SCHEMA = {
     "token_fingerprint": pl.String,
@@ -125,13 +126,14 @@ def read_token_query(url: str, query: str, sessions_query: str | None = None) ->
         raise TokenSourceError(f"CONNECTIONS_TOKENS_URL is not usable: {exc}") from None
     except ValueError:  # e.g. a port that is not a number; the text may hold secrets
         raise TokenSourceError("CONNECTIONS_TOKENS_URL is not a valid database URL") from None
-    safe_url = engine.url.render_as_string(hide_password=True)
+    safe_url = safe_database_url(engine.url)
     try:
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
+            reason = scrub(str(exc.orig), database_url_secrets(engine.url))
             raise TokenSourceError(
-                f"CONNECTIONS_TOKENS_URL ({safe_url}) did not connect: {exc.orig}"
+                f"CONNECTIONS_TOKENS_URL ({safe_url}) did not connect: {reason}"
             ) from None
         # Errors past this point are the queries' (SQLite reports even a syntax error as an
         # OperationalError, so the exception class cannot tell connection and query apart).

@@ -1,11 +1,11 @@
 """The token and session source as a Dagster resource."""
 
-from typing import Literal
+from typing import Literal, cast, get_args
 
 import dagster as dg
 
 from connections_pipeline.resources.finch_api import FinchResource
-from connections_pipeline.resources.redaction import redacted_repr
+from connections_pipeline.resources.redaction import RedactedFields, database_url_secrets
 from connections_pipeline.resources.token_source import (
     SourceBatch,
     TokenSourceError,
@@ -17,9 +17,10 @@ from connections_pipeline.resources.token_source import (
 from connections_pipeline.sandbox import read_served_sandbox
 
 SourceKind = Literal["auto", "file", "sql", "sandbox"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 
 
-class TokenSourceResource(dg.ConfigurableResource):
+class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
     """Where access tokens and Connect-session records come from.
 
     `auto` picks the file when CONNECTIONS_TOKENS_FILE is set, the SQL query when
@@ -27,18 +28,26 @@ class TokenSourceResource(dg.ConfigurableResource):
     is unset. `sandbox` reads the tokens of an emulator served at FINCH_BASE_URL.
     """
 
-    kind: SourceKind = "auto"
+    # A plain str, checked in `resolved_kind`: a Literal field refuses the EnvVar that
+    # binds CONNECTIONS_TOKENS_SOURCE, and the code location would not load at all.
+    kind: str = "auto"
     tokens_file: str | None = None
     sessions_file: str | None = None
     tokens_url: str | None = None
     tokens_query: str | None = None
     sessions_query: str | None = None
 
-    def __repr__(self) -> str:
-        return redacted_repr(self)
+    def secret_values(self) -> list[str]:
+        """The token database URL's password, for scrubbing messages."""
+        return database_url_secrets(self.tokens_url)
 
     def resolved_kind(self, finch: FinchResource) -> SourceKind:
         """The source this configuration means; refuses contradictory or missing settings."""
+        if self.kind not in SOURCE_KINDS:
+            raise TokenSourceError(
+                f"CONNECTIONS_TOKENS_SOURCE must be one of {', '.join(SOURCE_KINDS)}, "
+                f"got {self.kind!r}"
+            )
         if self.tokens_file and self.tokens_url:
             raise TokenSourceError(
                 "CONNECTIONS_TOKENS_FILE and CONNECTIONS_TOKENS_URL are both set; choose one"
@@ -52,7 +61,7 @@ class TokenSourceResource(dg.ConfigurableResource):
                 "CONNECTIONS_TOKENS_QUERY is set but CONNECTIONS_TOKENS_URL is not"
             )
         if self.kind != "auto":
-            return self.kind
+            return cast(SourceKind, self.kind)
         if self.tokens_file:
             return "file"
         if self.tokens_url:

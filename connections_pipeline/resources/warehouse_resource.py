@@ -1,30 +1,41 @@
 """The warehouse as a Dagster resource: a SQLAlchemy URL and a schema name."""
 
-import dagster as dg
-import sqlalchemy as sa
+from collections.abc import Mapping
 
-from connections_pipeline.resources.redaction import redacted_repr
-from connections_pipeline.warehouse import Warehouse
+import dagster as dg
+
+from connections_pipeline.resources.redaction import (
+    RedactedFields,
+    database_url_secrets,
+    safe_database_url,
+    scrub,
+)
+from connections_pipeline.warehouse import Warehouse, validate_schema_name
+from connections_pipeline.warehouse.engine import check_schema_for_url, parse_warehouse_url
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/connections.duckdb"
 
 
-class WarehouseResource(dg.ConfigurableResource):
+class WarehouseResource(RedactedFields, dg.ConfigurableResource):
     """DuckDB file by default; any SQLAlchemy URL (e.g. `postgresql+psycopg://...`) in
-    production. The URL may carry a password, so the repr hides it."""
+    production. The URL may carry a password, so every text form of the resource hides it."""
 
     url: str = DEFAULT_WAREHOUSE_URL
     schema_name: str = "finch"
 
-    def __repr__(self) -> str:
-        return redacted_repr(self).replace(self.url, _safe(self.url))
+    def _shown(self) -> Mapping[str, str]:
+        return {"url": repr(safe_database_url(self.url))}
 
     def open(self) -> Warehouse:
+        """The warehouse; ValueError naming the setting when the schema cannot work there
+        (checked before anything is connected to or created)."""
+        check_schema_for_url(parse_warehouse_url(self.url), validate_schema_name(self.schema_name))
         return Warehouse(self.url, schema=self.schema_name)
 
+    def secret_values(self) -> list[str]:
+        """The URL's password (user-info or query parameter), for scrubbing messages."""
+        return database_url_secrets(self.url)
 
-def _safe(url: str) -> str:
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except (sa.exc.ArgumentError, ValueError):
-        return "<unparsable URL>"
+    def scrub(self, text: str) -> str:
+        """`text` (e.g. an error message) without the URL's password, wherever it sits."""
+        return scrub(text, self.secret_values())

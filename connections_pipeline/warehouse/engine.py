@@ -5,6 +5,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from connections_pipeline.warehouse.tables import SCHEMA_SETTING
+
 URL_SETTING = "CONNECTIONS_WAREHOUSE_URL"
 
 # The bulk paths need these drivers: psycopg 3 for COPY, duckdb for Arrow registration.
@@ -50,6 +52,30 @@ def duckdb_file(url: URL) -> Path | None:
     return Path(url.database)
 
 
+def duckdb_catalog(url: URL) -> str | None:
+    """The catalog name DuckDB gives a DuckDB URL's database: its file name up to the first
+    dot, or `memory`. None for other databases."""
+    if url.get_backend_name() != "duckdb":
+        return None
+    path = duckdb_file(url)
+    return "memory" if path is None else path.name.split(".", 1)[0]
+
+
+def check_schema_for_url(url: URL, schema: str) -> None:
+    """Raise ValueError naming the schema setting when `schema` cannot work at `url`.
+
+    DuckDB reads `x.table` as catalog `x` or schema `x`, without case, and refuses the
+    ambiguity on every statement; so the schema must not be named like the database file.
+    """
+    catalog = duckdb_catalog(url)
+    if catalog is not None and catalog.lower() == schema.lower():
+        raise ValueError(
+            f"{SCHEMA_SETTING} {schema!r} is also the name DuckDB gives the database of "
+            f"{URL_SETTING} ({catalog!r}), which makes every table name ambiguous; "
+            "choose another schema or database file name"
+        )
+
+
 def create_warehouse_engine(url: URL) -> sa.Engine:
     """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder."""
     if url.get_backend_name() == "postgresql":
@@ -62,11 +88,30 @@ def create_warehouse_engine(url: URL) -> sa.Engine:
     return sa.create_engine(url)
 
 
+_SECRET_QUERY_WORDS = ("password", "secret", "token", "key")
+
+
+def _secret_query_values(url: URL) -> dict[str, str]:
+    """Query parameters that carry credentials (libpq also takes `?password=`)."""
+    return {
+        name: value
+        for name, value in url.query.items()
+        if any(word in name.lower() for word in _SECRET_QUERY_WORDS)
+        for value in ([value] if isinstance(value, str) else value)
+    }
+
+
+def safe_url(url: URL) -> str:
+    """The URL as text with its password hidden, in the user part and in the query."""
+    hidden = {name: "***" for name in _secret_query_values(url)}
+    return url.update_query_dict(hidden).render_as_string(hide_password=True)
+
+
 def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
-    """A WarehouseConnectionError for `exc`, scrubbed of the URL's password."""
+    """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials."""
     original = getattr(exc, "orig", None) or exc
     message = str(original).strip()
-    if url.password:
-        message = message.replace(str(url.password), "***")
-    safe_url = url.render_as_string(hide_password=True)
-    return WarehouseConnectionError(f"{URL_SETTING} ({safe_url}) is unreachable: {message}")
+    for secret in (url.password, *_secret_query_values(url).values()):
+        if secret:
+            message = message.replace(str(secret), "***")
+    return WarehouseConnectionError(f"{URL_SETTING} ({safe_url(url)}) is unreachable: {message}")

@@ -26,16 +26,31 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _KEY_TEXT = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
+# Schemas the databases keep for themselves: PostgreSQL refuses to create `pg_*` and owns
+# information_schema; DuckDB owns information_schema and pg_catalog and reads `temp` and
+# `system` as its catalogs, so `temp.finch_connections` would be ambiguous.
+_RESERVED_PREFIX = "pg_"
+_RESERVED_SCHEMAS = frozenset({"information_schema", "temp", "system"})
+
+
 def validate_schema_name(schema: str) -> str:
     """Return `schema` if it is a plain SQL identifier, else raise ValueError.
 
     The name is interpolated into DDL and COPY statements, so nothing that would need
-    quoting is accepted.
+    quoting is accepted, nor a name the databases reserve (`pg_*`, `information_schema`,
+    `temp`, `system`; compared without case, as DuckDB does).
     """
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
         raise ValueError(
             f"{SCHEMA_SETTING} must be a plain identifier matching "
             f"{_IDENTIFIER.pattern}, got {schema!r}"
+        )
+    folded = schema.lower()
+    if folded.startswith(_RESERVED_PREFIX) or folded in _RESERVED_SCHEMAS:
+        raise ValueError(
+            f"{SCHEMA_SETTING} {schema!r} is reserved by the database; "
+            f"names starting with {_RESERVED_PREFIX!r} and "
+            f"{', '.join(sorted(_RESERVED_SCHEMAS))} cannot be used"
         )
     return schema
 

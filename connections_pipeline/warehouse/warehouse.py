@@ -20,6 +20,7 @@ from connections_pipeline.warehouse.engine import (
     connection_error,
     create_warehouse_engine,
     parse_warehouse_url,
+    safe_url,
 )
 from connections_pipeline.warehouse.load import LoadSummary, RunLoad, load_run
 from connections_pipeline.warehouse.tables import (
@@ -72,7 +73,7 @@ class Warehouse:
         self._engine = create_warehouse_engine(self.url)
 
     def __repr__(self) -> str:
-        return f"Warehouse({self.url.render_as_string(hide_password=True)!r}, {self.schema!r})"
+        return f"Warehouse({safe_url(self.url)!r}, {self.schema!r})"
 
     def __enter__(self) -> "Warehouse":
         return self
