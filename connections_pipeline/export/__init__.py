@@ -30,6 +30,7 @@ from connections_pipeline.export.table import (
     NEUTRALISING_PREFIX,
     encode_csv,
     neutralise,
+    restore,
     select_rows,
 )
 
@@ -55,5 +56,6 @@ __all__ = [
     "neutralise",
     "parse_storage_options",
     "redact_url",
+    "restore",
     "select_rows",
 ]

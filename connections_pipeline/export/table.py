@@ -2,13 +2,21 @@
 
 Formula neutralisation follows OWASP's advice on CSV injection: a cell whose text begins
 with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with a single quote `'`, so
-a spreadsheet shows the text instead of evaluating it. Nothing else in the cell changes.
+a spreadsheet shows the text instead of evaluating it. Because some spreadsheets trim
+leading spaces before they look (LibreOffice's "Trim spaces" import option) or take the
+full-width `=+-@` for the ASCII ones (Excel with a Japanese IME), the operators count also
+after leading whitespace, control and invisible formatting characters (e.g. " =1+1",
+"\u200b@SUM(A1)"), and in their full-width and small forms (compared after NFKC). A cell
+that starts with `'` gets another `'` when the rest would be neutralised, so dropping the
+leading `'` of a cell whose rest would be neutralised always restores the stored text
+(`restore`). Nothing else in the cell changes.
 Quoting follows RFC 4180: fields holding a comma, a double quote, CR or LF are enclosed in
 double quotes, embedded double quotes are doubled, records end with CRLF.
 """
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +27,10 @@ from connections_pipeline.export.columns import DASHBOARD_COLUMNS, TIE_BREAKER
 from connections_pipeline.export.options import ExportOptions, check_options
 
 FORMULA_STARTS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+_OPERATORS = FORMULA_STARTS[:4]
+# Characters skipped before looking for an operator (besides whitespace): controls (Cc,
+# NUL included) and invisible formatting characters (Cf: zero-width space, BOM, RTL marks).
+_SKIPPED_CATEGORIES = ("Cc", "Cf")
 NEUTRALISING_PREFIX = "'"
 PREVIEW_ROWS = 5
 _PREVIEW_CELL_CHARS = 60
@@ -51,9 +63,35 @@ def select_rows(current: pl.DataFrame, state: str, options: ExportOptions) -> pl
     return ordered.select(column for _, column in export_columns(options))
 
 
+def runs_as_formula(text: str) -> bool:
+    """Whether a spreadsheet may run `text` as a formula: it starts with a tab or CR, or
+    with `=`, `+`, `-` or `@` (any width) once leading whitespace, control and invisible
+    formatting characters are skipped."""
+    if text.startswith(FORMULA_STARTS):
+        return True
+    for char in text:
+        if not (char.isspace() or unicodedata.category(char) in _SKIPPED_CATEGORIES):
+            return unicodedata.normalize("NFKC", char).startswith(_OPERATORS)
+    return False
+
+
+def needs_neutralising(text: str) -> bool:
+    """`runs_as_formula`, or a leading `'` before text that needs neutralising (so that
+    `restore` can tell an added quote from a stored one)."""
+    return runs_as_formula(text.lstrip(NEUTRALISING_PREFIX))
+
+
 def neutralise(text: str) -> str:
     """`text`, prefixed with `'` when a spreadsheet would run it as a formula."""
-    return NEUTRALISING_PREFIX + text if text.startswith(FORMULA_STARTS) else text
+    return NEUTRALISING_PREFIX + text if needs_neutralising(text) else text
+
+
+def restore(cell: str) -> str:
+    """The text `neutralise` was given, from what it returned."""
+    rest = cell[len(NEUTRALISING_PREFIX) :]
+    if cell.startswith(NEUTRALISING_PREFIX) and needs_neutralising(rest):
+        return rest
+    return cell
 
 
 def cell_text(value: Any, timestamp_format: str) -> str:

@@ -13,7 +13,7 @@ import hmac
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from random import Random
@@ -331,6 +331,6 @@ class FinchSandbox:
         with self.lock:
             return self.limiter.check_ip(ip)
 
-    def record(self, endpoint: str, status: int) -> None:
+    def record(self, endpoint: str, status: int, faults: Iterable[str] = ()) -> None:
         with self.lock:
-            self.request_stats.record(endpoint, status)
+            self.request_stats.record(endpoint, status, faults)

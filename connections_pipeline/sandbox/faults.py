@@ -27,6 +27,7 @@ class FaultPlan:
     """The faults one request meets."""
 
     delay_seconds: float = 0.0
+    hang: bool = False
     rate_limited: bool = False
     error_status: int | None = None
     drop: bool = False
@@ -52,7 +53,8 @@ class FaultInjector:
         if settings.latency_jitter_ms:
             delay += rng.uniform(-settings.latency_jitter_ms, settings.latency_jitter_ms) / 1000.0
         delay = max(0.0, delay)
-        if settings.hang_rate and rng.random() < settings.hang_rate:
+        hang = bool(settings.hang_rate) and rng.random() < settings.hang_rate
+        if hang:
             delay += settings.hang_seconds
         rate_limited = bool(settings.rate_limit_rate) and rng.random() < settings.rate_limit_rate
         error_status = None
@@ -62,6 +64,7 @@ class FaultInjector:
         malformed = bool(settings.malformed_rate) and rng.random() < settings.malformed_rate
         return FaultPlan(
             delay_seconds=delay,
+            hang=hang,
             rate_limited=rate_limited,
             error_status=error_status,
             drop=drop,

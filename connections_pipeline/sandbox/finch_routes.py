@@ -36,6 +36,7 @@ def client_ip(request: Request) -> str:
 
 async def _gate(sandbox: FinchSandbox, name: str, request: Request, handler: Handler) -> Response:
     plan = None
+    met: list[str] = []  # the injected faults this request met, for the statistics
     try:
         refusal = sandbox.check_ip(client_ip(request))
         if refusal is not None:
@@ -45,11 +46,15 @@ async def _gate(sandbox: FinchSandbox, name: str, request: Request, handler: Han
         with sandbox.lock:
             plan = sandbox.faults.plan(name)
         if plan is not None:
+            if plan.hang:
+                met.append("hang")
             if plan.delay_seconds:
                 await asyncio.sleep(plan.delay_seconds)
             if plan.rate_limited:
+                met.append("rate_limited")
                 raise errors.rate_limited(APPLICATION_LIMIT)
             if plan.error_status is not None:
+                met.append("error")
                 raise errors.server_error(plan.error_status)
         result = await handler(request)
         status = 200
@@ -58,11 +63,14 @@ async def _gate(sandbox: FinchSandbox, name: str, request: Request, handler: Han
             result = with_extra_fields(parsed)
         body = result if isinstance(result, bytes) else dump_json(result)
         if plan is not None and plan.malformed:
+            met.append("malformed")
             body = truncate_json(body)
     except errors.FinchError as exc:
         status = exc.status
         body = dump_json(exc.body())
-    sandbox.record(name, status)
+    if plan is not None and plan.drop:
+        met.append("drop")
+    sandbox.record(name, status, met)
     headers = finch_headers(sandbox.clock.date_header)
     if plan is not None and plan.drop:
         return DroppedResponse(body, status, headers, JSON_MEDIA_TYPE)

@@ -30,6 +30,7 @@ RAW_SCHEMA = {
     "finch_code": pl.String,
     "request_id": pl.String,
     "body": pl.String,
+    "failure_reason": pl.String,
 }
 
 Progress = Callable[[str, int, int], None]
@@ -64,7 +65,7 @@ async def extract(
     for token, result in zip(batch.tokens, results, strict=True):
         connection_id = result.data.get("connection_id") if result.ok else token.connection_id
         records.append(_raw(run_id, result, token.fingerprint, connection_id))
-    as_of = _as_of(records)
+    as_of = _as_of([providers, *results])
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
     plan = plan_followups(parsed[0], batch.token_frame(), previous, as_of, company_ttl)
     records += await _followups(client, batch.tokens, plan, run_id, progress)
@@ -116,8 +117,25 @@ def _raw(
         "error_name": result.error_name,
         "finch_code": result.finch_code,
         "request_id": result.request_id,
-        "body": json.dumps(result.data, ensure_ascii=False) if result.ok else None,
+        "body": body_text(result.data) if result.ok else None,
+        "failure_reason": None if result.ok else _failure_reason(result),
     }
+
+
+def body_text(data: Any) -> str:
+    """A parsed body as JSON text. Non-ASCII characters stay readable, unless the body holds
+    an unpaired surrogate (JSON can escape one, UTF-8 cannot hold it): then it stays escaped,
+    so one odd body cannot stop the run from building its frame."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(data)
+    return text
+
+
+def _failure_reason(result: FinchCallResult) -> str:
+    return result.reason or result.message or result.error_name or result.outcome.value
 
 
 def _server_time(header: str | None) -> datetime | None:
@@ -129,7 +147,9 @@ def _server_time(header: str | None) -> datetime | None:
         return None
 
 
-def _as_of(records: list[dict[str, Any]]) -> datetime:
+def _as_of(results: Sequence[FinchCallResult]) -> datetime:
     """Finch's clock (the latest `Date` header seen), so the snapshot's idea of "now" is the
-    server's, not this machine's."""
-    return max(record["fetched_at"] for record in records)
+    server's, not this machine's. A call that failed before Finch answered carries no
+    header; this machine's clock stands in only when no call got an answer at all."""
+    dates = [date for result in results if (date := _server_time(result.server_date))]
+    return max(dates) if dates else datetime.now(UTC)

@@ -1,5 +1,7 @@
 """Turn raw Finch responses (one row per call) into typed, per-call frames."""
 
+from datetime import UTC, datetime
+
 import polars as pl
 
 from connections_pipeline.transform.dashboard_rules import connection_type
@@ -13,6 +15,10 @@ from connections_pipeline.transform.json_bodies import (
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 OK = "ok"
+# Finch's ids are UUIDs. An id longer than this is not one, and as a primary key it would not
+# fit a PostgreSQL B-tree page (about 2.7 kB).
+MAX_ID_CHARS = 255
+NUL = "\x00"
 
 
 # Tried in turn on every value. Letting Polars infer the format would pick one from the
@@ -21,10 +27,18 @@ OK = "ok"
 ISO_8601_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
 
 
+# The instants Python, PostgreSQL and a spreadsheet can all hold.
+EARLIEST_TIME = datetime(1, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+
+
 def parse_timestamp(column: pl.Expr) -> pl.Expr:
     """ISO 8601 text from Finch to a UTC timestamp; unparsable text becomes null.
 
-    Offsets are converted to UTC; naive and date-only texts are taken as UTC.
+    Offsets are converted to UTC; naive and date-only texts are taken as UTC. A time before
+    year 1 or after year 9999 (`0000-01-01`, `+10000-01-01`) is pinned to those bounds: it
+    stays visibly absurd, so validation quarantines its row, and it can still be reported
+    and stored, which a year-0 time could not.
     """
     text = (
         column.str.strip_chars().str.replace(r"[Zz]$", "+00:00").str.replace(" ", "T", literal=True)
@@ -32,7 +46,7 @@ def parse_timestamp(column: pl.Expr) -> pl.Expr:
     return pl.coalesce(
         text.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
         for fmt in ISO_8601_FORMATS
-    )
+    ).clip(pl.lit(EARLIEST_TIME).cast(UTC_DATETIME), pl.lit(LATEST_TIME).cast(UTC_DATETIME))
 
 
 def ok_bodies(raw: pl.DataFrame, endpoint: str) -> pl.DataFrame:
@@ -70,16 +84,38 @@ def parse_introspections(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
         ).alias("connection_type"),
         body.struct.field("entities").alias("entities"),
     )
-    missing_id = parsed.filter(pl.col("connection_id").is_null())
+    reason = unusable_id_reason(pl.col("connection_id"), "connection_id")
+    unusable = parsed.filter(reason.is_not_null())
     rejected = pl.concat(
         [
             rejected.select("token_fingerprint", "reason"),
-            missing_id.select(
-                "token_fingerprint", pl.lit("introspection has no connection_id").alias("reason")
-            ),
+            unusable.select("token_fingerprint", reason.alias("reason")),
         ]
     )
-    return parsed.filter(pl.col("connection_id").is_not_null()), rejected
+    return parsed.filter(reason.is_null()), rejected
+
+
+def unusable_id_reason(column: pl.Expr, name: str) -> pl.Expr:
+    """Why an id cannot identify a record (null when it can): missing or blank, holding a
+    NUL character (which PostgreSQL text cannot store; the JSON decoder also turns an unpaired
+    UTF-16 surrogate escape into one), or longer than MAX_ID_CHARS."""
+    return (
+        pl.when(column.is_null())
+        .then(pl.lit(f"introspection has no {name}"))
+        .when(column.str.strip_chars().str.len_chars() == 0)
+        .then(pl.lit(f"introspection has a blank {name}"))
+        .when(column.str.contains(NUL, literal=True))
+        .then(
+            pl.lit(f"{name} holds a NUL character (U+0000) or an unpaired UTF-16 surrogate escape")
+        )
+        .when(column.str.len_chars() > MAX_ID_CHARS)
+        .then(
+            pl.format(
+                f"{name} is {{}} characters long (at most {MAX_ID_CHARS})", column.str.len_chars()
+            )
+        )
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
 
 
 def parse_companies(raw: pl.DataFrame) -> pl.DataFrame:
@@ -111,6 +147,20 @@ def parse_connected_at(raw: pl.DataFrame) -> pl.DataFrame:
         .group_by("connection_id")
         .agg(parse_timestamp(pl.col("job").struct.field("created_at")).min().alias("connected_at"))
         .filter(pl.col("connected_at").is_not_null())
+    )
+
+
+def followup_failures(raw: pl.DataFrame) -> pl.DataFrame:
+    """connection_id, followup_error: why this run's jobs or company call for a connection
+    did not answer, e.g. "company not read: failed after retries: HTTP 503 server_error"."""
+    failed = raw.filter(
+        pl.col("endpoint").is_in(["jobs", "company"]),
+        pl.col("outcome") != "ok",
+        pl.col("connection_id").is_not_null(),
+    )
+    reason = pl.col("failure_reason").fill_null(pl.col("outcome"))
+    return failed.group_by("connection_id", maintain_order=True).agg(
+        pl.format("{} not read: {}", "endpoint", reason).str.join("; ").alias("followup_error")
     )
 
 

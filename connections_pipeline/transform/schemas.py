@@ -1,23 +1,59 @@
-"""Pandera (Polars) models for the normalized tables, with the Dashboard's state rules."""
+"""Pandera (Polars) models for the normalized tables, with the Dashboard's state rules.
+
+Beyond the business rules, a row must be storable as it is: its text holds no NUL character
+(PostgreSQL text cannot), its keys fit a B-tree index, and the times Finch reports lie
+between the Unix epoch and a day after the run (a year-0 or year-10000 time cannot be stored
+or exported; a sync "completed" in 9999 would hide an overdue connection forever).
+"""
+
+from datetime import UTC as _UTC
+from datetime import datetime, timedelta
 
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline.transform.parse import MAX_ID_CHARS, NUL
 from connections_pipeline.transform.sessions import SESSION_STATUSES
 
 UTC = pl.Datetime(time_unit="us", time_zone="UTC")
 STATUSES = (*rules.CONNECTION_STATUSES, rules.DISCONNECTED_STATUS)
+# Finch timestamps outside [EARLIEST_FINCH_TIME, last_seen_at + FINCH_CLOCK_SKEW] are absurd.
+EARLIEST_FINCH_TIME = datetime(1970, 1, 1, tzinfo=_UTC)
+FINCH_CLOCK_SKEW = timedelta(days=1)
+# The JSON decoder turns an unpaired UTF-16 surrogate escape into NUL as well.
+NO_NUL = "no NUL character (U+0000) or unpaired surrogate"
+PLAUSIBLE_TIME = "a time between 1970-01-01 and a day after the run"
+_KEY_LENGTH = {"max_value": MAX_ID_CHARS}
+
+CONNECTION_TEXT_COLUMNS = (
+    "connection_key",
+    "connection_id",
+    "session_id",
+    "company_name",
+    "company_id",
+    "customer_name",
+    "customer_id",
+    "customer_email",
+    "provider_id",
+    "provider_name",
+    "products",
+)
+ENTITY_TEXT_COLUMNS = ("connection_id", "entity_id", "entity_name", "source_id")
+
+
+def _without_nul(data: PolarsData) -> pl.LazyFrame:
+    return data.lazyframe.select(~pl.col(data.key).str.contains(NUL, literal=True).fill_null(False))
 
 
 class ConnectionsSchema(pa.DataFrameModel):
     """One row of the Connections page; rules that make a row trustworthy enough to load."""
 
-    connection_key: str = pa.Field(unique=True)
+    connection_key: str = pa.Field(unique=True, str_length=_KEY_LENGTH)
     state: str = pa.Field(isin=rules.STATES)
-    connection_id: str = pa.Field(nullable=True)
-    session_id: str = pa.Field(nullable=True)
+    connection_id: str = pa.Field(nullable=True, str_length=_KEY_LENGTH)
+    session_id: str = pa.Field(nullable=True, str_length=_KEY_LENGTH)
     company_name: str = pa.Field(nullable=True)
     company_id: str = pa.Field(nullable=True)
     customer_name: str = pa.Field(nullable=True)
@@ -43,6 +79,17 @@ class ConnectionsSchema(pa.DataFrameModel):
 
     class Config:
         strict = False
+
+    @pa.check(*CONNECTION_TEXT_COLUMNS, name="no_nul_character", error=NO_NUL)
+    def text_has_no_nul(cls, data: PolarsData) -> pl.LazyFrame:
+        return _without_nul(data)
+
+    @pa.check("last_synced_at", "connected_at", name="plausible_finch_time", error=PLAUSIBLE_TIME)
+    def finch_time_is_plausible(cls, data: PolarsData) -> pl.LazyFrame:
+        moment = pl.col(data.key)
+        latest = pl.col("last_seen_at") + pl.lit(FINCH_CLOCK_SKEW)
+        plausible = (moment >= pl.lit(EARLIEST_FINCH_TIME).cast(UTC)) & (moment <= latest)
+        return data.lazyframe.select(moment.is_null() | plausible.fill_null(False))
 
     @pa.dataframe_check(error="a live row needs a connection_id, an entity count and a status")
     def live_rows_are_complete(cls, data: PolarsData) -> pl.LazyFrame:
@@ -74,8 +121,8 @@ class ConnectionsSchema(pa.DataFrameModel):
 
 
 class EntitiesSchema(pa.DataFrameModel):
-    connection_id: str
-    entity_id: str
+    connection_id: str = pa.Field(str_length=_KEY_LENGTH)
+    entity_id: str = pa.Field(str_length=_KEY_LENGTH)
     entity_name: str = pa.Field(nullable=True)
     source_id: str = pa.Field(nullable=True)
     entity_status: str = pa.Field(
@@ -85,6 +132,10 @@ class EntitiesSchema(pa.DataFrameModel):
     class Config:
         strict = False
         unique = ["connection_id", "entity_id"]
+
+    @pa.check(*ENTITY_TEXT_COLUMNS, name="no_nul_character", error=NO_NUL)
+    def text_has_no_nul(cls, data: PolarsData) -> pl.LazyFrame:
+        return _without_nul(data)
 
 
 class SessionsSchema(pa.DataFrameModel):

@@ -12,6 +12,7 @@ import polars as pl
 from connections_pipeline.transform import dashboard_rules as rules
 from connections_pipeline.transform.parse import (
     UTC_DATETIME,
+    followup_failures,
     freshest_per_connection,
     parse_companies,
     parse_connected_at,
@@ -91,7 +92,9 @@ def _token_outcomes(
 ) -> pl.DataFrame:
     """One row per token called this run, mapped to its connection when anything knows it."""
     calls = inputs.raw.filter(pl.col("endpoint") == "introspect").select(
-        "token_fingerprint", pl.col("outcome").alias("last_outcome")
+        "token_fingerprint",
+        pl.col("outcome").alias("last_outcome"),
+        pl.col("failure_reason").alias("last_error"),
     )
     seen = introspections.select("token_fingerprint", pl.col("connection_id").alias("seen_id"))
     known = inputs.previous_tokens.select(
@@ -117,6 +120,7 @@ def _token_outcomes(
             .then(as_of)
             .otherwise(pl.col("known_last_ok_at"))
             .alias("last_ok_at"),
+            "last_error",
             pl.col("source_disconnected").fill_null(False),
             "issued_at",
         )
@@ -152,6 +156,7 @@ def _live_connections(
         freshest.join(token_counts, on="connection_id", how="left")
         .join(parse_companies(inputs.raw), on="connection_id", how="left")
         .join(parse_connected_at(inputs.raw), on="connection_id", how="left")
+        .join(followup_failures(inputs.raw), on="connection_id", how="left")
         .join(previous, on="connection_id", how="left")
         .join(providers, on="provider_id", how="left")
         .with_columns(entity_count.cast(pl.Int32).alias("entity_count"))
@@ -184,7 +189,7 @@ def _live_connections(
                 "company_fetched_at"
             ),
             pl.lit(None, dtype=UTC_DATETIME).alias("disconnected_at"),
-            pl.lit(None, dtype=pl.String).alias("last_error"),
+            pl.col("followup_error").alias("last_error"),
         )
     )
 
@@ -289,14 +294,21 @@ def _with_derived_columns(
 
 
 def _entities(introspections: pl.DataFrame, live: pl.DataFrame, run_id: str) -> pl.DataFrame:
+    """One row per entity of each live connection's freshest introspection.
+
+    An entity listed twice is one row. A member without an id (or a null member) is kept,
+    with a null entity_id, so validation quarantines it with a reason instead of it
+    vanishing.
+    """
     freshest = introspections.filter(
         pl.col("token_fingerprint").is_in(live["working_token_fingerprint"].implode())
+        # Exploding an empty or null list would yield a null row, not an entity.
+        & (pl.col("entities").list.len() > 0)
     )
     entity = pl.col("entity")
-    return (
+    rows = (
         freshest.select("connection_id", pl.col("entities").alias("entity"))
         .explode("entity")
-        .filter(entity.is_not_null() & entity.struct.field("id").is_not_null())
         .select(
             "connection_id",
             entity.struct.field("id").alias("entity_id"),
@@ -305,8 +317,16 @@ def _entities(introspections: pl.DataFrame, live: pl.DataFrame, run_id: str) -> 
             entity.struct.field("status").alias("entity_status"),
             pl.lit(run_id).alias("run_id"),
         )
-        .unique(["connection_id", "entity_id"], keep="first", maintain_order=True)
+        .with_row_index(_ORDER)
     )
+    keyed = rows.filter(pl.col("entity_id").is_not_null()).unique(
+        ["connection_id", "entity_id"], keep="first", maintain_order=True
+    )
+    unkeyed = rows.filter(pl.col("entity_id").is_null())
+    return pl.concat([keyed, unkeyed]).sort(_ORDER).drop(_ORDER)
+
+
+_ORDER = "__entity_order__"
 
 
 def _conform(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:

@@ -7,6 +7,7 @@ import pandera.polars as pa
 import polars as pl
 
 ROW_INDEX = "__row__"
+NUL = "\x00"
 
 
 class SchemaMismatchError(ValueError):
@@ -54,17 +55,27 @@ def split_valid(
     good = indexed.join(reasons, on=ROW_INDEX, how="anti").drop(ROW_INDEX)
     quarantined = pl.DataFrame(
         {
-            "record_key": bad[key_column].cast(pl.String),
+            # A NUL cannot be stored in PostgreSQL text; the payload keeps it JSON-escaped.
+            "record_key": bad[key_column]
+            .cast(pl.String)
+            .str.replace_all(NUL, "\\u0000", literal=True),
             "reason": bad["reason"],
             "payload": [
                 json.dumps(row, default=str, ensure_ascii=False)
-                for row in bad.drop(ROW_INDEX, "reason").iter_rows(named=True)
+                for row in _payload_rows(bad.drop(ROW_INDEX, "reason"))
             ],
         },
         schema={"record_key": pl.String, "reason": pl.String, "payload": pl.String},
     )
     counts = failures.group_by("check").len().iter_rows()
     return ValidationOutcome(good, quarantined, {str(check): n for check, n in counts})
+
+
+def _payload_rows(frame: pl.DataFrame) -> list[dict]:
+    """Rows for the payload JSON. Times are formatted by Polars: a row may be quarantined
+    for a time Python's datetime cannot hold (year 0, year 10000)."""
+    times = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
+    return frame.with_columns(pl.col(times).dt.to_string("iso")).to_dicts()
 
 
 def _empty_quarantine() -> pl.DataFrame:

@@ -130,6 +130,8 @@ TOKENS_COLUMNS: tuple[Column, ...] = (
     _ts("last_seen_at", nullable=False),
     _text("last_outcome"),
     _ts("last_ok_at"),
+    # Why the token's last /introspect did not answer ok (null when it did).
+    _text("last_error"),
 )
 
 SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
@@ -173,6 +175,9 @@ RAW_RESPONSES_COLUMNS: tuple[Column, ...] = (
     _text("finch_code"),
     _text("request_id"),
     _text("body"),
+    # Why the call failed, for failures no Finch error body names (timeouts, dropped
+    # connections, malformed bodies) as much as for those it does.
+    _text("failure_reason"),
 )
 
 SESSION_PROGRESS_COLUMNS: tuple[str, ...] = (

@@ -292,6 +292,7 @@ def _write_tokens(connection: sa.Connection, table: sa.Table, tokens: pl.DataFra
                     "last_seen_at": sa.func.greatest(table.c.last_seen_at, new.last_seen_at),
                     "last_outcome": new.last_outcome,
                     "last_ok_at": sa.func.greatest(table.c.last_ok_at, new.last_ok_at),
+                    "last_error": new.last_error,
                 },
             )
         )

@@ -145,3 +145,21 @@ def test_invalid_fault_settings_are_rejected(bad: dict) -> None:
 def test_unknown_fault_endpoint_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown fault endpoint"):
         SandboxConfig(faults={"directory": EndpointFaults(error_rate=1.0)})
+
+
+def test_stats_count_the_faults_each_request_met() -> None:
+    sandbox = _faulty(
+        {
+            "providers": EndpointFaults(error_rate=1.0),
+            "introspect": EndpointFaults(malformed_rate=1.0),
+        }
+    )
+    token = _any_token(sandbox)
+    with api_for(sandbox) as api:
+        for _ in range(3):
+            api.get("/providers")
+        api.get("/introspect", token=token)
+        api.get("/jobs/automated", token=token)
+    assert sandbox.stats()["faults"] == {"error": 3, "malformed": 1}
+    sandbox.reset_stats()
+    assert sandbox.stats()["faults"] == {}

@@ -449,6 +449,7 @@ def test_a_mixed_run_has_the_warehouse_schema_and_validates_cleanly() -> None:
         "last_seen_at",
         "last_outcome",
         "last_ok_at",
+        "last_error",
     ]
     tokens = {row["token_fingerprint"]: row for row in result.tokens.iter_rows(named=True)}
     assert tokens["fp-live"]["first_seen_at"] == at(-24 * 60)

@@ -107,6 +107,7 @@ def token_row(fingerprint: str, connection_id: str, seen: dt.datetime, **overrid
         "last_seen_at": seen,
         "last_outcome": "ok",
         "last_ok_at": seen,
+        "last_error": None,
     }
     row.update(overrides)
     return row

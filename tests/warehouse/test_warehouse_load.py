@@ -243,6 +243,7 @@ def test_tokens_are_upserted_keeping_the_earliest_first_seen(warehouse: Warehous
                     first_seen_at=at(1),
                     last_outcome="invalid_token",
                     last_ok_at=None,
+                    last_error="HTTP 401 invalid_token_error",
                 ),
                 token_row("fp-2", "a", at(1)),
             ),
@@ -250,8 +251,8 @@ def test_tokens_are_upserted_keeping_the_earliest_first_seen(warehouse: Warehous
     )
     tokens = warehouse.read_tokens()
     assert tokens.rows() == [
-        ("fp-1", "a", at(0), at(1), "invalid_token", at(0)),
-        ("fp-2", "a", at(1), at(1), "ok", at(1)),
+        ("fp-1", "a", at(0), at(1), "invalid_token", at(0), "HTTP 401 invalid_token_error"),
+        ("fp-2", "a", at(1), at(1), "ok", at(1), None),
     ]
     with pytest.raises(ValueError, match="duplicate token_fingerprint"):
         warehouse.load_run(

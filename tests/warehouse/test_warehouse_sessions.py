@@ -119,12 +119,14 @@ def raw_responses(count: int, body: str = '{"ok": true}') -> pl.DataFrame:
             "finch_code": [None] * count,
             "request_id": [f"req-{index}" for index in range(count)],
             "body": [body] * count,
+            "failure_reason": [None] * count,
         },
         schema_overrides={
             "status_code": pl.Int32,
             "error_name": pl.Utf8,
             "finch_code": pl.Utf8,
             "connection_id": pl.Utf8,
+            "failure_reason": pl.Utf8,
         },
     )
 

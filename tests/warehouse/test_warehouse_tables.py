@@ -66,7 +66,7 @@ def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) 
     warehouse = Warehouse(warehouse_target.url, schema=warehouse_target.schema)
     schema = warehouse_target.schema
     engine = sa.create_engine(warehouse.url)
-    # An older release's finch_tokens: no last_outcome/last_ok_at, one row already in it.
+    # An older release's finch_tokens: no last_outcome/last_ok_at/last_error, one row in it.
     with engine.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         connection.execute(
@@ -84,7 +84,11 @@ def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) 
         )
     engine.dispose()
     added = warehouse.ensure_tables()
-    assert sorted(added) == ["finch_tokens.last_ok_at", "finch_tokens.last_outcome"]
+    assert sorted(added) == [
+        "finch_tokens.last_error",
+        "finch_tokens.last_ok_at",
+        "finch_tokens.last_outcome",
+    ]
     tokens = warehouse.read_tokens()
     assert tokens.schema == empty_frame(TOKENS).schema
     assert tokens.row(0, named=True) == {
@@ -94,6 +98,7 @@ def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) 
         "last_seen_at": dt.datetime(2026, 1, 2, tzinfo=ZoneInfo("UTC")),
         "last_outcome": None,
         "last_ok_at": None,
+        "last_error": None,
     }
     assert warehouse.ensure_tables() == []
     # Other tables were created in the same step.
