@@ -40,7 +40,7 @@ class Pacer:
             for product in config.product_limits:
                 limit = config.paced_product_limit(product)
                 assert limit is not None
-                self._limiters[product] = _sliding_window(limit, config.scaled_product_window)
+                self._limiters[product] = _evenly_spaced(limit, config.scaled_product_window)
         self._gate_open_at = 0.0
         self._consecutive_rate_limits = 0
         self._consecutive_ip_limits = 0
@@ -49,13 +49,17 @@ class Pacer:
     async def acquire(self, product: str | None) -> None:
         """Wait until a request for `product` (None for endpoints without one) may be sent."""
         await self._wait_for_gate()
-        product_limiter = self._limiters.get(product) if product else None
-        if product_limiter is not None:
-            await product_limiter.try_acquire_async(product or "")
+        # The product slot is taken last, right before sending: a slot taken and then held
+        # while waiting for the IP budget would let requests bunch up past a product window
+        # whose margin is a single request (19 of 20). Bunching on the IP side is bounded by
+        # the concurrency, well inside its margin of 50.
         ip_limiter = self._limiters.get("ip")
         if ip_limiter is not None:
             await ip_limiter.try_acquire_async("ip")
         await self._wait_for_gate()
+        product_limiter = self._limiters.get(product) if product else None
+        if product_limiter is not None:
+            await product_limiter.try_acquire_async(product or "")
 
     @property
     def ip_blocked(self) -> bool:
@@ -100,3 +104,17 @@ class Pacer:
 def _sliding_window(limit: int, window_seconds: float) -> Limiter:
     window_ms = max(1, round(window_seconds * 1000))
     return Limiter(InMemoryBucket([Rate(limit, window_ms)]), buffer_ms=10)
+
+
+def _evenly_spaced(limit: int, window_seconds: float) -> Limiter:
+    """A sliding window that also spaces requests `window / limit` apart.
+
+    Product budgets are small (12 or 20 a minute, paced to 11 or 19), so a margin of one
+    request is all there is. Sent in bursts, a window's requests reach Finch spread out by
+    queueing and the next burst's early ones land inside the same server-side window; spaced
+    evenly, the same rate never crowds a window edge.
+    """
+    window_ms = max(1, round(window_seconds * 1000))
+    spacing_ms = max(1, window_ms // limit)
+    rates = [Rate(1, spacing_ms), Rate(limit, window_ms)]
+    return Limiter(InMemoryBucket(rates), buffer_ms=1)
