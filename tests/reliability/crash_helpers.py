@@ -10,24 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+from table_checksums import RUN_EFFORT_COLUMNS
 
 from connections_pipeline.warehouse import TABLE_COLUMNS, Warehouse
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-# Columns that say when or how hard a run worked, not what it loaded: wall-clock times and
-# request counts (a restarted run may meet a 429 an uninterrupted one did not).
-RUN_EFFORT_COLUMNS = {
-    "finch_sync_runs": (
-        "started_at",
-        "finished_at",
-        "duration_seconds",
-        "requests",
-        "retries",
-        "rate_limited",
-    ),
-    "finch_raw_responses": ("request_id",),
-    "finch_schema_version": ("applied_at",),
-}
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def test_sigkill_leaves_previous_snapshot_and_next_run_converges(
     kind: str, tmp_path: Path, postgres_url: str
 ) -> None:
     rng = random.Random(f"crash-points:{kind}")
-    sandbox = FinchSandbox(SandboxConfig(seed=61, connections=200, time_scale=0.01))
+    sandbox = FinchSandbox(SandboxConfig(seed=61, connections=80, time_scale=0.01))
     killed, reference = _warehouses(kind, tmp_path, postgres_url)
 
     def answered() -> int:

@@ -1,0 +1,60 @@
+"""The same sync twice yields the same tables; the same export twice, the same bytes."""
+
+from pathlib import Path
+
+import pytest
+from export.export_helpers import materialize_states, resources
+from sync.sync_helpers import make_warehouse, served_sandbox
+from table_checksums import file_checksums, table_checksums
+
+from connections_pipeline.sync.run import run_sync
+
+pytestmark = pytest.mark.slow
+
+RUN_LOG_TABLES = {"finch_sync_runs", "finch_raw_responses"}
+
+
+def _export(warehouse_url: str, schema: str, folder: Path) -> dict[str, str]:
+    result = materialize_states(resources(warehouse_url, str(folder), schema=schema))
+    assert result.success
+    return file_checksums(folder)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_same_sync_and_export_twice_change_nothing(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    warehouse = make_warehouse(kind, tmp_path, postgres_url)
+    url = warehouse.url.render_as_string(hide_password=False)
+    exports = tmp_path / "exports"
+    with served_sandbox(seed=81, connections=150) as (_, finch, source):
+        run_sync("run-1", finch, source, warehouse)
+        first = table_checksums(warehouse)
+        first_files = _export(url, warehouse.schema, exports)
+
+        # The next scheduled sync, Finch unchanged.
+        run_sync("run-2", finch, source, warehouse)
+        second = table_checksums(warehouse)
+        run_1_log_after_run_2 = table_checksums(warehouse, only_run="run-1")
+        second_files = _export(url, warehouse.schema, exports)
+
+        # run-2 executed once more under the same run id, as a manual re-run would.
+        run_sync("run-2", finch, source, warehouse)
+        third = table_checksums(warehouse)
+        third_files = _export(url, warehouse.schema, exports)
+        sync_runs = warehouse.read_table("finch_sync_runs")["run_id"].to_list()
+
+    data_tables = sorted(set(first) - RUN_LOG_TABLES)
+    assert [name for name in data_tables if second[name] != first[name]] == []
+    assert [name for name in data_tables if third[name] != first[name]] == []
+    # The run log gains the new run's rows and keeps the old run's as they were.
+    assert {name: run_1_log_after_run_2[name] for name in RUN_LOG_TABLES} == {
+        name: first[name] for name in RUN_LOG_TABLES
+    }
+    assert third == second
+    assert sorted(sync_runs) == ["run-1", "run-2"]
+
+    assert len(first_files) == 6  # a dated and a _latest file per state
+    assert second_files == first_files
+    assert third_files == first_files
+    warehouse.dispose()
