@@ -2,11 +2,11 @@
 
     python crash_worker.py BASE_URL WAREHOUSE_URL SCHEMA RUN_ID [KILL_AT_STATEMENT]
 
-With KILL_AT_STATEMENT the process sends itself SIGKILL just before its Nth SQL statement
-(counted over every statement the sync sends, reads included), the way a node dying mid-load
-would stop it. Without it the sync runs to the end and prints "statements <n> load_from <m>":
-how many statements a whole run sends and how many came before its writes, the range the
-tests draw kill points from.
+With KILL_AT_STATEMENT the process sends itself SIGKILL just before its Nth SQL statement or
+commit (counted over everything the sync sends, reads included), the way a node dying
+mid-load would stop it. Without it the sync runs to the end and prints
+"statements <n> load_from <m>": how many statements a whole run sends and how many came
+before its writes, the range the tests draw kill points from.
 """
 
 import os
@@ -39,6 +39,8 @@ def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None)
         load_from = sent  # after the last report, only the writes of the run are left
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    # A commit is a kill point too: killed just before it, the transaction never lands.
+    sa.event.listen(sa.engine.Engine, "commit", count)
     finch = FinchResource(
         base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
     )

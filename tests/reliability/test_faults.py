@@ -69,9 +69,14 @@ def test_sync_through_faults_loads_answers_and_reports_failures(
         run_sync("run-2", finch, source, warehouse)
         recovered = warehouse.read_current()
         truth_after_recovery = sandbox.truth()
+        # Faults again, now with every connection known: nothing may be lost or invented.
+        sandbox.set_faults({"*": FAULTS})
+        third = run_sync("run-3", faulty, source, warehouse)
+        after_known_faults = warehouse.read_current()
 
     assert all(met.get(fault, 0) > 0 for fault in FAULT_KINDS), met
     assert result.sync_run["status"] == "success"
+    assert result.sync_run["retries"] > 0  # calls that failed, then succeeded
     raw = warehouse.read_raw_responses("run-1")
     failed = raw.filter(pl.col("outcome") == "failed")
     assert failed.height > 0, "two attempts per call should leave some calls failing"
@@ -108,6 +113,20 @@ def test_sync_through_faults_loads_answers_and_reports_failures(
     assert missing <= touched
 
     assert truth_differences(truth_after_recovery, recovered, never_seen) == []
+
+    # A faulty run after a good one keeps every connection as Finch last showed it: none
+    # dropped, none marked disconnected, the unread ones flagged with the reason.
+    assert third.sync_run["failed_tokens"] > 0
+    assert truth_differences(truth_after_recovery, after_known_faults, never_seen) == []
+    third_failed = warehouse.read_raw_responses("run-3").filter(
+        (pl.col("outcome") == "failed") & (pl.col("endpoint") == "introspect")
+    )
+    unread = after_known_faults.filter(
+        pl.col("connection_id").is_in(third_failed["connection_id"].implode())
+        & (pl.col("token_count") == 1)
+    )
+    assert unread.height > 0
+    assert all(error.startswith("not refreshed: ") for error in unread["last_error"])
     warehouse.dispose()
 
 

@@ -12,6 +12,13 @@ from connections_pipeline.sync.run import run_sync
 pytestmark = pytest.mark.slow
 
 RUN_LOG_TABLES = {"finch_sync_runs", "finch_raw_responses"}
+HAS_ROWS = (
+    "finch_connections",
+    "finch_connections_history",
+    "finch_connection_entities",
+    "finch_tokens",
+    "finch_connect_sessions",
+)
 
 
 def _export(warehouse_url: str, schema: str, folder: Path) -> dict[str, str]:
@@ -26,24 +33,25 @@ def test_same_sync_and_export_twice_change_nothing(
 ) -> None:
     warehouse = make_warehouse(kind, tmp_path, postgres_url)
     url = warehouse.url.render_as_string(hide_password=False)
-    exports = tmp_path / "exports"
     with served_sandbox(seed=81, connections=150) as (_, finch, source):
         run_sync("run-1", finch, source, warehouse)
         first = table_checksums(warehouse)
-        first_files = _export(url, warehouse.schema, exports)
+        first_files = _export(url, warehouse.schema, tmp_path / "exports-1")
 
         # The next scheduled sync, Finch unchanged.
         run_sync("run-2", finch, source, warehouse)
         second = table_checksums(warehouse)
         run_1_log_after_run_2 = table_checksums(warehouse, only_run="run-1")
-        second_files = _export(url, warehouse.schema, exports)
+        second_files = _export(url, warehouse.schema, tmp_path / "exports-2")
 
         # run-2 executed once more under the same run id, as a manual re-run would.
         run_sync("run-2", finch, source, warehouse)
         third = table_checksums(warehouse)
-        third_files = _export(url, warehouse.schema, exports)
+        third_files = _export(url, warehouse.schema, tmp_path / "exports-3")
         sync_runs = warehouse.read_table("finch_sync_runs")["run_id"].to_list()
+        heights = {name: warehouse.read_table(name).height for name in HAS_ROWS}
 
+    assert min(heights.values()) > 0, heights  # the compared tables hold data
     data_tables = sorted(set(first) - RUN_LOG_TABLES)
     assert [name for name in data_tables if second[name] != first[name]] == []
     assert [name for name in data_tables if third[name] != first[name]] == []

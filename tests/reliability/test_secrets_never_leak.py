@@ -586,6 +586,12 @@ def test_no_secret_in_representations(scenario: Scenario, place: str) -> None:
     assert [leak for leak in scenario.leaks if leak[0].startswith(place)] == []
 
 
+@slow
+def test_no_secret_anywhere_collected(scenario: Scenario) -> None:
+    # The per-place tests above say where a leak is; this one covers any place added later.
+    assert scenario.leaks == []
+
+
 # ---------------------------------------------------------------------------------------
 # Regressions: one focused test per leak or bug the scan found.
 
