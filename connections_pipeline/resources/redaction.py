@@ -14,6 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from connections_pipeline.export.destination import redact_url
+from connections_pipeline.warehouse.engine import safe_url, url_secrets
 
 SECRET_MARKERS = ("secret", "token", "password")
 MASK = "**********"
@@ -96,10 +97,7 @@ def safe_database_url(url: str | sa.URL) -> str:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError, TypeError):
         return "<unparsable URL>"
-    query = {
-        key: (SCRUBBED if is_secret_name(key) else value) for key, value in parsed.query.items()
-    }
-    return parsed.set(query=query).render_as_string(hide_password=True)
+    return safe_url(parsed)
 
 
 def database_url_secrets(url: str | sa.URL | None) -> list[str]:
@@ -110,11 +108,7 @@ def database_url_secrets(url: str | sa.URL | None) -> list[str]:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError, TypeError):
         return []
-    found = [str(parsed.password)] if parsed.password else []
-    for key, value in parsed.query.items():
-        if is_secret_name(key):
-            found += [value] if isinstance(value, str) else list(value)
-    return [secret for secret in found if secret]
+    return url_secrets(parsed)
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

@@ -88,22 +88,27 @@ def create_warehouse_engine(url: URL) -> sa.Engine:
     return sa.create_engine(url)
 
 
-_SECRET_QUERY_WORDS = ("password", "secret", "token", "key")
+SECRET_QUERY_MARKERS = ("password", "secret", "token", "key")
+HIDDEN = "***"
 
 
-def _secret_query_values(url: URL) -> dict[str, str]:
-    """Query parameters that carry credentials (libpq also takes `?password=`)."""
-    return {
-        name: value
-        for name, value in url.query.items()
-        if any(word in name.lower() for word in _SECRET_QUERY_WORDS)
-        for value in ([value] if isinstance(value, str) else value)
-    }
+def _is_secret_parameter(name: str) -> bool:
+    return any(marker in name.lower() for marker in SECRET_QUERY_MARKERS)
+
+
+def url_secrets(url: URL) -> list[str]:
+    """The URL's password and the values of its credential query parameters (libpq also
+    takes `?password=`)."""
+    found = [str(url.password)] if url.password else []
+    for name, value in url.query.items():
+        if _is_secret_parameter(name):
+            found += [value] if isinstance(value, str) else list(value)
+    return [secret for secret in found if secret]
 
 
 def safe_url(url: URL) -> str:
     """The URL as text with its password hidden, in the user part and in the query."""
-    hidden = {name: "***" for name in _secret_query_values(url)}
+    hidden = {name: HIDDEN for name in url.query if _is_secret_parameter(name)}
     return url.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
@@ -111,7 +116,6 @@ def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
     """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials."""
     original = getattr(exc, "orig", None) or exc
     message = str(original).strip()
-    for secret in (url.password, *_secret_query_values(url).values()):
-        if secret:
-            message = message.replace(str(secret), "***")
+    for secret in url_secrets(url):
+        message = message.replace(secret, HIDDEN)
     return WarehouseConnectionError(f"{URL_SETTING} ({safe_url(url)}) is unreachable: {message}")
