@@ -23,7 +23,7 @@ from connections_pipeline.warehouse import (
     LoadSummary,
     RunLoad,
     Warehouse,
-    sessions_after_import,
+    sessions_not_stored,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ def run_sync(
     # leaves the warehouse as the previous run left it.
     stored_sessions = warehouse.read_sessions()
     incoming = sessions_from_source(batch.sessions, created_by="token_source")
-    sessions = sessions_after_import(stored_sessions, incoming)
+    new_sessions = sessions_not_stored(stored_sessions, incoming)
+    sessions = pl.concat([stored_sessions, new_sessions])
     extraction = asyncio.run(_extract(finch, batch, previous, run_id, settings, progress))
     snapshot = build_snapshot(
         SnapshotInputs(
@@ -95,7 +96,6 @@ def run_sync(
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
     )
-    new_sessions = sessions.slice(stored_sessions.height)
     return _validate_and_load(run_id, started, clock, snapshot, extraction, new_sessions, warehouse)
 
 

@@ -36,7 +36,7 @@ from connections_pipeline.warehouse.columns import (
 from connections_pipeline.warehouse.engine import URL_SETTING, WarehouseConnectionError
 from connections_pipeline.warehouse.history import diff_snapshot, plan_history
 from connections_pipeline.warehouse.load import LoadSummary, RunLoad
-from connections_pipeline.warehouse.run_records import sessions_after_import
+from connections_pipeline.warehouse.run_records import sessions_not_stored
 from connections_pipeline.warehouse.tables import (
     DEFAULT_SCHEMA,
     SCHEMA_SETTING,
@@ -84,6 +84,6 @@ __all__ = [
     "empty_frame",
     "plan_history",
     "polars_schema",
-    "sessions_after_import",
+    "sessions_not_stored",
     "validate_schema_name",
 ]

@@ -44,10 +44,10 @@ def check_unique_sessions(rows: pl.DataFrame) -> None:
         raise ValueError(f"{CONNECT_SESSIONS}: duplicate session_id {duplicates}")
 
 
-def sessions_after_import(stored: pl.DataFrame, incoming: pl.DataFrame) -> pl.DataFrame:
-    """The ledger as `add_sessions` would leave it: stored sessions win over incoming ones."""
-    new = conform_sessions(incoming).join(stored.select("session_id"), on="session_id", how="anti")
-    return pl.concat([stored, new])
+def sessions_not_stored(stored: pl.DataFrame, incoming: pl.DataFrame) -> pl.DataFrame:
+    """The incoming sessions `add_sessions` would add to the `stored` ledger, conformed:
+    stored sessions win over incoming ones."""
+    return conform_sessions(incoming).join(stored.select("session_id"), on="session_id", how="anti")
 
 
 def replace_raw_responses(
