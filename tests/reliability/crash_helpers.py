@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-from table_checksums import RUN_EFFORT_COLUMNS
+from sync.sync_helpers import table_contents
+from table_checksums import table_checksums
 
-from connections_pipeline.warehouse import TABLE_COLUMNS, Warehouse
+from connections_pipeline.warehouse import Warehouse
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
@@ -67,27 +67,19 @@ def kill_after_requests(
     return child.returncode
 
 
-def canonical_tables(url: str, schema: str) -> dict[str, pl.DataFrame]:
-    """Every warehouse table, sorted on all columns, without the run-effort columns.
+def checksums(url: str, schema: str) -> dict[str, str]:
+    """`table_checksums` of the warehouse, run-effort columns left out.
 
     Opens and closes its own connection: a DuckDB file admits one writing process at a time.
     """
     with Warehouse(url, schema=schema) as warehouse:
-        tables = {}
-        for name in TABLE_COLUMNS:
-            frame = warehouse.read_table(name).drop(RUN_EFFORT_COLUMNS.get(name, ()))
-            tables[name] = frame.sort(frame.columns, nulls_last=True)
-        return tables
+        return table_checksums(warehouse)
 
 
 def exact_tables(url: str, schema: str) -> dict[str, list[tuple]]:
     """Every row of every warehouse table, nothing left out, in a stable order."""
     with Warehouse(url, schema=schema) as warehouse:
-        return {name: sorted(warehouse.read_table(name).rows(), key=repr) for name in TABLE_COLUMNS}
-
-
-def differing_tables(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -> list[str]:
-    return [name for name in left if not left[name].equals(right[name])]
+        return table_contents(warehouse)
 
 
 def draw_points(rng: random.Random, count: int, low: int, high: int) -> list[int]:
