@@ -13,22 +13,21 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sandbox.sandbox_helpers import CLI, cli_server
 
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
-from connections_pipeline.sandbox.server import NonLoopbackHostError
+from connections_pipeline.sandbox.server import NonLoopbackHostError, is_loopback
 
 TESTS = Path(__file__).parents[1]
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp*
-CLI = [sys.executable, "-m", "connections_pipeline.sandbox", "serve"]
 # Hosts a careless caller might pass; each would listen beyond loopback, or names a host
 # that could resolve anywhere.
 NON_LOOPBACK_HOSTS = [
@@ -210,23 +209,8 @@ def test_cli_process_refuses_a_non_loopback_host(host: str) -> None:
     assert "loopback" in done.stderr and "listening" not in done.stdout
 
 
-@contextmanager
-def _cli_server(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [*CLI, "--port", "0", "--connections", "3", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "listening on" in line, line + (process.stderr.read() if process.stderr else "")
-        yield process, line.strip().rsplit(" ", 1)[-1]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def _cli_server(*args: str) -> AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    return cli_server("--connections", "3", *args)
 
 
 @pytest.mark.parametrize("host", [None, "localhost"])
@@ -419,14 +403,7 @@ def _is_attribute_of(call: ast.Call, module: str) -> bool:
 
 
 def _is_loopback_literal(host: object) -> bool:
-    if not isinstance(host, str):
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return isinstance(host, str) and is_loopback(host)
 
 
 def _calls_inside_pytest_raises(tree: ast.AST) -> set[int]:

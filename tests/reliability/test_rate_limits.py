@@ -6,9 +6,6 @@ per 5 minutes with a 60-minute block) multiplied by TIME_SCALE; the client is to
 scale, the way it is pointed at a sandbox started with `--time-scale`.
 """
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +13,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from sandbox.sandbox_helpers import cli_server
 from sync.sync_helpers import disconnected_keys, make_warehouse, truth_differences
 
 from connections_pipeline.resources import FinchResource, TokenSourceResource
@@ -44,22 +42,10 @@ def _sync(base_url: str, tmp_path: Path, postgres_url: str, **client: object) ->
 
 @contextmanager
 def emulator_process(*options: str) -> Iterator[str]:
-    """The emulator CLI in a process of its own, as Finch is to a real client: its request
-    timing is not skewed by sharing this process's interpreter with the client."""
-    command = [sys.executable, "-m", "connections_pipeline.sandbox", "serve", "--port", "0"]
-    process = subprocess.Popen(
-        [*command, *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip().rsplit(" ", 1)[-1]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    """The emulator in its own process: its request timing is not skewed by sharing this
+    process's interpreter with the client."""
+    with cli_server(*options) as (_, base_url):
+        yield base_url
 
 
 def test_5000_token_sync_at_finchs_limits_gets_no_429(tmp_path: Path, postgres_url: str) -> None:

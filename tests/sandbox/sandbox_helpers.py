@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +20,31 @@ from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_tr
 START = datetime(2026, 3, 2, tzinfo=UTC)
 VERSION = {"Finch-API-Version": "2020-09-17"}
 BASE_URL = "http://finch.sandbox.test"
+CLI = [sys.executable, "-m", "connections_pipeline.sandbox", "serve"]
+
+
+@contextmanager
+def cli_server(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The emulator CLI on a free loopback port, in a process of its own, as Finch is to a
+    real client; yields the process and its base URL, and stops it on exit."""
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(
+            [*CLI, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if "listening on" not in line:
+                errors.seek(0)
+                raise AssertionError(f"the emulator did not start: {line}{errors.read()}")
+            yield process, line.strip().rsplit(" ", 1)[-1]
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def make_sandbox(**overrides: Any) -> FinchSandbox:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
-from sandbox_helpers import START, VERSION, current_tokens, make_sandbox
+from sandbox_helpers import CLI, START, VERSION, current_tokens, make_sandbox
 
 from connections_pipeline.sandbox import (
     EndpointFaults,
@@ -19,8 +18,6 @@ from connections_pipeline.sandbox import (
 )
 from connections_pipeline.sandbox.cli import main
 from connections_pipeline.sandbox.server import NonLoopbackHostError
-
-CLI = [sys.executable, "-m", "connections_pipeline.sandbox", "serve"]
 
 
 def test_serve_in_thread_answers_and_stops() -> None:
