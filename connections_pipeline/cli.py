@@ -119,8 +119,14 @@ def _run_sync(args: argparse.Namespace) -> int:
     from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
     from connections_pipeline.partitions import all_states_tags
     from connections_pipeline.run_summary import print_exports, print_summary
+    from connections_pipeline.settings import SettingError
 
-    definitions = defs()
+    try:
+        definitions = defs()
+    except SettingError as exc:
+        # Refused before any run starts: nothing is read or written.
+        print(f"run: {_scrubbed(str(exc))}", file=sys.stderr)
+        return 2
     job = definitions.resolve_job_def(SYNC_JOB_NAME)
     export_job = definitions.resolve_job_def(EXPORT_JOB_NAME)
     with dg.DagsterInstance.get() as instance:

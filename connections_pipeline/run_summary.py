@@ -10,7 +10,8 @@ from connections_pipeline.warehouse.engine import safe_url
 
 
 def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
-    store = warehouse.open()
+    # Settings from the environment are EnvVars until resolved, as in a run.
+    store = warehouse.process_config_and_initialize().open()
     try:
         current = store.read_current()
         runs = store.read_table("finch_sync_runs").filter(pl.col("run_id") == run_id)
