@@ -5,6 +5,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from connections_pipeline import run_log
 
 DEFAULT_DAGSTER_HOME = Path("data") / "dagster_home"
 
@@ -25,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run the sync_connections job once with the settings in the environment "
         "(embedded sandbox and a DuckDB file when none are set), then export the three "
         "states' CSVs in one run",
+    )
+    run.add_argument(
+        "--accept-mass-change",
+        action="store_true",
+        help="load the sync even if its changes look implausible (a held run): only once you "
+        "have checked that the change is real",
     )
     run.set_defaults(handler=_run_sync)
     _add_connect_link(commands)
@@ -109,6 +118,10 @@ def _scrubbed(message: str) -> str:
     return scrub(message, secrets)
 
 
+# Exit codes of `run`: 2 a setting or input to fix, 3 a held sync, 1 any other failure.
+EXIT_FAILED, EXIT_SETTING, EXIT_HELD = 1, 2, 3
+
+
 def _run_sync(args: argparse.Namespace) -> int:
     # Runs land in a local Dagster instance (SQLite) that `dagster dev` can show later.
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME.resolve())))
@@ -126,26 +139,50 @@ def _run_sync(args: argparse.Namespace) -> int:
     except SettingError as exc:
         # Refused before any run starts: nothing is read or written.
         print(f"run: {_scrubbed(str(exc))}", file=sys.stderr)
-        return 2
+        return EXIT_SETTING
+    log_file = run_log.start(home)
     job = definitions.resolve_job_def(SYNC_JOB_NAME)
     export_job = definitions.resolve_job_def(EXPORT_JOB_NAME)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=run_log.quiet_console(_sync_config(args)),
+        )
+        run_log.append_events(log_file, instance, result.run_id)
         if not result.success:
-            print(f"Run {result.run_id} failed; see the log above.", file=sys.stderr)
-            return 1
+            return _failed("sync", result, log_file)
         print_summary(definitions.resources["warehouse"], result.run_id)
         # All three states in one run, as a single-run backfill over the partition range.
         exports = export_job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             tags=all_states_tags(),
+            run_config=run_log.quiet_console({}),
         )
+        run_log.append_events(log_file, instance, exports.run_id)
     if not exports.success:
-        print(f"Export run {exports.run_id} failed; see the log above.", file=sys.stderr)
-        return 1
+        return _failed("export", exports, log_file)
     print_exports(exports)
     return 0
+
+
+def _sync_config(args: argparse.Namespace) -> dict:
+    from connections_pipeline.assets.sync import SYNC_OP
+
+    if not args.accept_mass_change:
+        return {}
+    return {"ops": {SYNC_OP: {"config": {"accept_mass_change": True}}}}
+
+
+def _failed(what: str, result: Any, log_file: Path) -> int:
+    """One line saying why the run failed; the whole story is in the log file."""
+    from connections_pipeline.assets.sync import FAILURE_CAUSE, HELD_CAUSE, SETTING_CAUSE
+
+    cause, message = run_log.failure_of(result, FAILURE_CAUSE)
+    print(f"run: {what} {result.run_id} failed: {_scrubbed(message)}", file=sys.stderr)
+    print(f"run: details in {log_file}", file=sys.stderr)
+    return {SETTING_CAUSE: EXIT_SETTING, HELD_CAUSE: EXIT_HELD}.get(cause, EXIT_FAILED)
 
 
 if __name__ == "__main__":

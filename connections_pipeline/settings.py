@@ -13,13 +13,25 @@ import dagster as dg
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
 )
 from connections_pipeline.resources.export_destination import DEFAULT_EXPORT_URL
 from connections_pipeline.resources.warehouse_resource import DEFAULT_WAREHOUSE_URL
+from connections_pipeline.transform.guards import (
+    CLIENT_TYPE_SETTING,
+    FINCH_CLIENT_TYPES,
+    LIVE_DROP_MIN_SETTING,
+    LIVE_DROP_SHARE_SETTING,
+    TOKEN_FAILURE_SHARE_SETTING,
+)
 from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate_schema_name
-from connections_pipeline.warehouse.engine import check_schema_for_url, parse_warehouse_url
+from connections_pipeline.warehouse.engine import (
+    check_duckdb_folder,
+    check_schema_for_url,
+    parse_warehouse_url,
+)
 
 DEFAULT_SYNC_CRON = "0 6 * * *"
 
@@ -28,6 +40,7 @@ FINCH_SETTINGS: dict[str, tuple[str, Any]] = {
     "FINCH_BASE_URL": ("base_url", None),
     "FINCH_CLIENT_ID": ("client_id", None),
     "FINCH_CLIENT_SECRET": ("client_secret", None),
+    CLIENT_TYPE_SETTING: ("client_type", None),
     "CONNECTIONS_FINCH_TIME_SCALE": ("time_scale", 1.0),
     "CONNECTIONS_FINCH_CONCURRENCY": ("max_concurrency", 16),
     "CONNECTIONS_FINCH_TIMEOUT_SECONDS": ("timeout_seconds", 30.0),
@@ -47,6 +60,14 @@ WAREHOUSE_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_WAREHOUSE_URL": ("url", DEFAULT_WAREHOUSE_URL),
     "CONNECTIONS_WAREHOUSE_SCHEMA": ("schema_name", "finch"),
 }
+GUARD_SETTINGS: dict[str, tuple[str, Any]] = {
+    LIVE_DROP_SHARE_SETTING: ("max_live_drop_share", 0.2),
+    LIVE_DROP_MIN_SETTING: ("min_count", 5),
+    TOKEN_FAILURE_SHARE_SETTING: ("max_token_failure_share", 0.2),
+}
+# Numbers that may be 0 (every other number must be positive), and shares (at most 1).
+ZERO_ALLOWED = frozenset(GUARD_SETTINGS)
+SHARES = frozenset({LIVE_DROP_SHARE_SETTING, TOKEN_FAILURE_SHARE_SETTING})
 EXPORT_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_EXPORT_URL": ("url", DEFAULT_EXPORT_URL),
     "CONNECTIONS_EXPORT_STORAGE_OPTIONS": ("storage_options", None),
@@ -74,14 +95,39 @@ def _number(name: str, text: str, kind: type) -> int | float:
         value = kind(text)
     except ValueError:
         raise SettingError(f"{name} must be a {kind.__name__}, got {text!r}") from None
-    if value <= 0:
+    if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value != value:
         raise SettingError(f"{name} must be positive, got {text!r}")
+    if name in SHARES and value > 1:
+        raise SettingError(f"{name} must be a share from 0 to 1, got {text!r}")
     return value
 
 
-def _check_warehouse_schema(env: Mapping[str, str]) -> None:
+def _check_token_source(env: Mapping[str, str]) -> None:
+    """The embedded emulator knows only its own tokens: the application's tokens sent there
+    would all answer 401 and every live connection would look disconnected."""
+    if env.get("FINCH_BASE_URL"):
+        return
+    for name in ("CONNECTIONS_TOKENS_FILE", "CONNECTIONS_TOKENS_URL"):
+        if env.get(name):
+            raise SettingError(
+                f"{name} is set but FINCH_BASE_URL is not: your tokens would be sent to the "
+                "embedded Finch emulator, which knows none of them; set FINCH_BASE_URL "
+                "(e.g. https://api.tryfinch.com)"
+            )
+
+
+def _check_choices(env: Mapping[str, str]) -> None:
+    client_type = env.get(CLIENT_TYPE_SETTING)
+    if client_type and client_type not in FINCH_CLIENT_TYPES:
+        raise SettingError(
+            f"{CLIENT_TYPE_SETTING} must be one of {', '.join(FINCH_CLIENT_TYPES)}, "
+            f"got {client_type!r}"
+        )
+
+
+def _check_warehouse(env: Mapping[str, str]) -> None:
     """The schema name ends up in SQL: refuse anything but a usable identifier now, before
-    any run connects to the warehouse."""
+    any run connects to the warehouse; and a DuckDB file where no folder can hold it."""
     schema = env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1]
     try:
         validate_schema_name(schema)
@@ -93,15 +139,21 @@ def _check_warehouse_schema(env: Mapping[str, str]) -> None:
         return  # reported, naming URL_SETTING, when the warehouse is opened
     try:
         check_schema_for_url(url, schema)
+        check_duckdb_folder(url)
     except ValueError as exc:
         raise SettingError(str(exc)) from None
 
 
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
-    _check_warehouse_schema(env)
+    """Every resource, bound to the environment; SettingError naming the variable when a
+    value cannot work, before anything is read or written."""
+    _check_warehouse(env)
+    _check_token_source(env)
+    _check_choices(env)
     finch = FinchResource(**_bind(FINCH_SETTINGS, env))
     return {
         "finch": finch,
+        "sync_guard": SyncGuardResource(**_bind(GUARD_SETTINGS, env)),
         "token_source": TokenSourceResource(**_bind(TOKEN_SOURCE_SETTINGS, env)),
         "warehouse": WarehouseResource(**_bind(WAREHOUSE_SETTINGS, env)),
         "export_destination": ExportDestinationResource(**_bind(EXPORT_SETTINGS, env)),

@@ -5,23 +5,38 @@ storage between steps, and the load is one transaction over every table it write
 """
 
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
-from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
+from connections_pipeline.resources import (
+    FinchResource,
+    SyncGuardResource,
+    TokenSourceResource,
+    WarehouseResource,
+)
 from connections_pipeline.resources.redaction import scrub_resources
+from connections_pipeline.resources.sync_guard import SyncGuardError
 from connections_pipeline.resources.token_source import TokenSourceError
-from connections_pipeline.sync.run import SyncSettings, run_sync
-from connections_pipeline.warehouse import WarehouseConnectionError
+from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
+from connections_pipeline.transform.guards import Verdict
+from connections_pipeline.warehouse import RUN_HELD, WarehouseConnectionError
 
 SYNC_GROUP = "finch_sync"
-SETTINGS_ERRORS = (FinchConfigError, TokenSourceError, WarehouseConnectionError)
+SYNC_OP = "sync_finch_connections"
+SETTINGS_ERRORS = (FinchConfigError, TokenSourceError, WarehouseConnectionError, SyncGuardError)
 CONNECTIONS_VALID = "connections_pass_schema"
 ENTITIES_VALID = "entities_pass_schema"
 TOKENS_ANSWERED = "every_token_answered"
+SNAPSHOT_TRUSTED = "snapshot_is_plausible"
+# Marks a failure a person must fix (a setting, an input): `connections-pipeline run` prints
+# it in one line and exits 2.
+FAILURE_CAUSE = "cause"
+SETTING_CAUSE, HELD_CAUSE = "setting", "held"
 
 SYNC_ASSETS = {
     "finch_raw_responses": "Every Finch response of each run (JSON, fetch time, token "
@@ -34,11 +49,18 @@ SYNC_ASSETS = {
 
 
 class SyncConfig(dg.Config):
-    company_ttl_days: float = 7.0
+    company_ttl_days: float = Field(
+        default=7.0, description="Reuse a company name this long before asking Finch again."
+    )
+    accept_mass_change: bool = Field(
+        default=False,
+        description="Load this run even if its changes look implausible (a mass "
+        "disconnection, most tokens failing): set it once you have checked the change is real.",
+    )
 
 
 @dg.multi_asset(
-    name="sync_finch_connections",
+    name=SYNC_OP,
     specs=[
         dg.AssetSpec(key, description=description, group_name=SYNC_GROUP, kinds={"python"})
         for key, description in SYNC_ASSETS.items()
@@ -59,6 +81,14 @@ class SyncConfig(dg.Config):
             asset="finch_raw_responses",
             description="Warns when tokens could not be read after retries.",
         ),
+        dg.AssetCheckSpec(
+            SNAPSHOT_TRUSTED,
+            asset="finch_connections",
+            description="Fails when the run was held: too many live connections leaving Live, "
+            "too many tokens without an answer, or tokens of another Finch application. "
+            "Blocking: nothing downstream builds on a held run.",
+            blocking=True,
+        ),
     ],
     # A retry starts a new process whose pacer has forgotten what the failed attempt sent:
     # waiting out Finch's per-IP window first keeps the two from adding up to an IP block.
@@ -72,35 +102,52 @@ def sync_finch_connections(
     finch: FinchResource,
     token_source: TokenSourceResource,
     warehouse: WarehouseResource,
+    sync_guard: SyncGuardResource,
 ):
     try:
         store = warehouse.open()
-    except ValueError as exc:
-        raise dg.Failure(description=warehouse.scrub(str(exc)), allow_retries=False) from None
+        settings = SyncSettings(
+            company_ttl=timedelta(days=config.company_ttl_days),
+            thresholds=sync_guard.thresholds(),
+            accept_mass_change=config.accept_mass_change,
+        )
+    except (ValueError, WarehouseConnectionError) as exc:
+        raise _setting_failure(warehouse.scrub(str(exc))) from None
     try:
         result = run_sync(
             context.run.run_id,
             finch,
             token_source,
             store,
-            SyncSettings(company_ttl=timedelta(days=config.company_ttl_days)),
+            settings,
             progress=progress_logger(context.log),
         )
     except SETTINGS_ERRORS as exc:
         # A wrong setting fails the same way on every retry: fail once, clearly. The
         # message may quote a URL: nothing any resource holds as a secret goes with it.
-        description = scrub_resources(str(exc), finch, token_source, warehouse)
-        raise dg.Failure(description=description, allow_retries=False) from None
+        raise _setting_failure(scrub_resources(str(exc), finch, token_source, warehouse)) from None
+    except SyncHeld as held:
+        # Recorded as held; the previous snapshot stays and nothing downstream runs on it.
+        yield _trust_check(held.result.verdict, held.result)
+        raise dg.Failure(
+            description=str(held),
+            metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
+            allow_retries=False,
+        ) from None
     finally:
         store.dispose()
     context.log.info(
-        "Synced as of %s: %s; %d quarantined",
+        "Synced as of %s (%s): %s; %d quarantined",
         result.as_of.isoformat(),
+        result.status,
         ", ".join(f"{state} {count}" for state, count in result.state_counts.items()),
         result.quarantine.height,
     )
+    if result.sync_run["status_reason"]:
+        context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
     for key, metadata in sync_metadata(result).items():
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield _trust_check(result.verdict, result)
     yield dg.AssetCheckResult(
         check_name=CONNECTIONS_VALID,
         asset_key="finch_connections",
@@ -128,5 +175,40 @@ def sync_finch_connections(
         metadata={
             "failed_tokens": failed,
             "outcomes": dg.MetadataValue.json(result.token_outcomes),
+        },
+    )
+
+
+def _setting_failure(description: str) -> dg.Failure:
+    return dg.Failure(
+        description=description, metadata={FAILURE_CAUSE: SETTING_CAUSE}, allow_retries=False
+    )
+
+
+def _figures(verdict: Verdict) -> dict[str, Any]:
+    figures = verdict.figures
+    return {
+        "previous_live": figures.previous_live,
+        "leaving_live": figures.leaving_live,
+        "tokens": figures.tokens,
+        "failed_tokens": figures.failed_tokens,
+        "newly_invalid_tokens": figures.newly_invalid_tokens,
+        "source_rows_rejected": figures.rejected_source_rows,
+        "other_application_tokens": figures.other_application_tokens,
+    }
+
+
+def _trust_check(verdict: Verdict, result: SyncResult) -> dg.AssetCheckResult:
+    held = result.status == RUN_HELD
+    return dg.AssetCheckResult(
+        check_name=SNAPSHOT_TRUSTED,
+        asset_key="finch_connections",
+        passed=not held,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=result.sync_run["status_reason"] or "every figure within its threshold",
+        metadata={
+            "status": result.status,
+            "accepted_mass_change": bool(result.sync_run["accepted_mass_change"]),
+            **_figures(verdict),
         },
     )

@@ -4,9 +4,10 @@ import functools
 
 import dagster as dg
 
-from connections_pipeline.finch import FinchClient, FinchClientConfig
+from connections_pipeline.finch import FinchClient, FinchClientConfig, FinchConfigError
 from connections_pipeline.resources.redaction import RedactedFields
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
+from connections_pipeline.transform.guards import FINCH_CLIENT_TYPES, Application
 
 EMBEDDED_BASE_URL = "http://finch.sandbox.local"
 
@@ -22,12 +23,14 @@ class FinchResource(RedactedFields, dg.ConfigurableResource):
 
     `base_url` unset means the embedded emulator, built from the `sandbox_*` settings.
     `time_scale` shrinks Finch's rate-limit windows to match an emulator started with the
-    same `--time-scale`; keep 1 for Finch.
+    same `--time-scale`; keep 1 for Finch. `client_type` is the kind of application the
+    tokens must belong to (`development`, `production` or `sandbox`); unset checks nothing.
     """
 
     base_url: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    client_type: str | None = None
     time_scale: float = 1.0
     max_concurrency: int = 16
     timeout_seconds: float = 30.0
@@ -67,6 +70,16 @@ class FinchResource(RedactedFields, dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             safety_margin=self.safety_margin,
         )
+
+    def application(self) -> Application:
+        """The application every token must belong to: FINCH_CLIENT_ID (the emulator's own
+        when embedded) and CONNECTIONS_FINCH_CLIENT_TYPE; unset parts are not checked."""
+        if self.client_type is not None and self.client_type not in FINCH_CLIENT_TYPES:
+            raise FinchConfigError(
+                f"CONNECTIONS_FINCH_CLIENT_TYPE must be one of {', '.join(FINCH_CLIENT_TYPES)}, "
+                f"got {self.client_type!r}"
+            )
+        return Application(client_id=self.client_config().client_id, client_type=self.client_type)
 
     def open_client(self) -> FinchClient:
         transport = sandbox_transport(self.sandbox()) if self.embedded else None

@@ -2,12 +2,17 @@
 
 Tokens are held in memory only, inside `SourceToken` objects whose repr hides them; anything
 that leaves this module refers to a token by its fingerprint.
+
+A row the pipeline cannot use (no token, a token that could not travel in an HTTP header, an
+unparseable time, the same token listed twice with different details, a line that is not a
+record) costs that row only: it is returned in `SourceBatch.rejected`, in the shape of
+`finch_quarantine`, with the file and line (or query row) and the reason, and never the token.
 """
 
 import csv
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +22,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from connections_pipeline.finch import token_fingerprint
-from connections_pipeline.resources.redaction import database_url_secrets, safe_database_url, scrub
+from connections_pipeline.resources.redaction import (
+    database_url_secrets,
+    is_secret_name,
+    safe_database_url,
+    scrub,
+)
 
 TOKEN_FRAME_SCHEMA = {
     "token_fingerprint": pl.String,
@@ -25,7 +35,21 @@ TOKEN_FRAME_SCHEMA = {
     "source_disconnected": pl.Boolean,
     "issued_at": pl.Datetime("us", "UTC"),
 }
+# The shape of a rejected source row: the columns of finch_quarantine a run does not fill.
+REJECTED_SCHEMA = {
+    "record_kind": pl.String,
+    "record_key": pl.String,
+    "reason": pl.String,
+    "payload": pl.String,
+}
+TOKEN_ROW = "token_source_row"
+SESSION_ROW = "session_source_row"
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
+# A token goes out as `Authorization: Bearer <token>`: visible ASCII only.
+HEADER_SAFE = frozenset(chr(code) for code in range(0x21, 0x7F))
+MAX_ID_CHARS = 255
+MAX_PAYLOAD_VALUE_CHARS = 1_000
+UNDECODABLE = "is not valid UTF-8"
 
 
 class TokenSourceError(ValueError):
@@ -40,14 +64,42 @@ class SourceToken:
     disconnected: bool = False
     issued_at: datetime | None = None
 
+    def hints(self) -> tuple[Any, ...]:
+        """What the source says about the token besides the token itself."""
+        return (self.connection_id, self.disconnected, self.issued_at)
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One row of a source: where it is, and its values (None when it is not a record)."""
+
+    location: str
+    values: Mapping[str, Any] | None
+    problem: str | None = None
+
+
+def _empty_rejected() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTED_SCHEMA)
+
 
 @dataclass(frozen=True)
 class SourceBatch:
-    """What the source holds right now: tokens, sessions, and rows it could not use."""
+    """What the source holds right now: tokens, sessions, and the rows it could not use.
+
+    Attributes:
+        tokens: one per distinct access token.
+        sessions: Connect-session records as the source gave them.
+        rejected: unusable rows (record_kind, record_key, reason, payload), reason first
+            naming where the row is.
+        duplicate_rows: token rows that repeated an earlier row exactly and were merged.
+        session_locations: where each of `sessions` is, for reasons naming it.
+    """
 
     tokens: list[SourceToken]
     sessions: list[dict[str, Any]]
-    skipped_rows: list[str] = field(default_factory=list)
+    rejected: pl.DataFrame = field(default_factory=_empty_rejected)
+    duplicate_rows: int = 0
+    session_locations: list[str] | None = None
 
     def token_frame(self) -> pl.DataFrame:
         return pl.DataFrame(
@@ -63,59 +115,173 @@ class SourceBatch:
             schema=TOKEN_FRAME_SCHEMA,
         )
 
+    @property
+    def skipped_rows(self) -> list[str]:
+        """The reasons of the rejected rows, each naming its row."""
+        return self.rejected["reason"].to_list()
+
+    def with_sessions(
+        self, sessions: list[dict[str, Any]], locations: list[str] | None = None
+    ) -> "SourceBatch":
+        return SourceBatch(self.tokens, sessions, self.rejected, self.duplicate_rows, locations)
+
 
 def tokens_from_records(records: Iterable[Mapping[str, Any]], setting: str) -> SourceBatch:
     """Build tokens from row mappings with an `access_token` field (plus optional hints:
-    `connection_id`, `disconnected` or `revoked`, `issued_at` or `created_at`)."""
-    tokens: dict[str, SourceToken] = {}
-    skipped: list[str] = []
-    for number, record in enumerate(records, start=1):
-        if "access_token" not in record:
-            raise TokenSourceError(f"{setting}: row {number} has no access_token field")
-        raw = record.get("access_token")
-        if isinstance(raw, uuid.UUID):  # a database column of type uuid
-            raw = str(raw)
-        if raw is not None and not isinstance(raw, str):
-            skipped.append(
-                f"{setting} row {number}: access_token is not text ({type(raw).__name__})"
-            )
+    `connection_id`, `disconnected` or `revoked`, `issued_at` or `created_at`); rows are
+    named `<setting> row <n>`."""
+    return tokens_from_source(
+        SourceRecord(f"{setting} row {number}", record)
+        for number, record in enumerate(records, start=1)
+    )
+
+
+def tokens_from_source(records: Iterable[SourceRecord]) -> SourceBatch:
+    """Tokens from source records: unusable rows rejected with their reason, rows repeating a
+    token with the same details merged, rows repeating it with other details rejected (which
+    of them is right cannot be known)."""
+    rejected: list[dict[str, Any]] = []
+    listed: dict[str, list[tuple[SourceRecord, SourceToken]]] = {}
+    for record in records:
+        token = _token_of(record)
+        if isinstance(token, RowProblem):
+            rejected.append(_rejection(TOKEN_ROW, record, token))
             continue
-        access_token = (raw or "").strip()
-        if not access_token:
-            skipped.append(f"{setting} row {number}: empty access_token")
+        listed.setdefault(token.fingerprint, []).append((record, token))
+    tokens, duplicates = [], 0
+    for copies in listed.values():
+        if len({token.hints() for _, token in copies}) == 1:
+            tokens.append(copies[-1][1])
+            duplicates += len(copies) - 1
             continue
-        fingerprint = token_fingerprint(access_token)
-        tokens[fingerprint] = SourceToken(
-            access_token=access_token,
-            fingerprint=fingerprint,
-            connection_id=_text(record.get("connection_id")),
-            disconnected=_flag(record.get("disconnected", record.get("revoked"))),
-            issued_at=_timestamp(record.get("issued_at", record.get("created_at"))),
+        where = ", ".join(record.location for record, _ in copies)
+        problem = RowProblem(
+            f"the same access_token is listed {len(copies)} times with different "
+            f"connection_id, disconnected or issued_at ({where}); none of them is used",
+            copies[0][1].fingerprint,
         )
-    return SourceBatch(tokens=list(tokens.values()), sessions=[], skipped_rows=skipped)
+        rejected += [_rejection(TOKEN_ROW, record, problem) for record, _ in copies]
+    return SourceBatch(tokens, [], _rejected_frame(rejected), duplicates)
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Why a source row cannot be used, and its token's fingerprint when it had one."""
+
+    reason: str
+    fingerprint: str | None = None
+
+
+def _token_of(record: SourceRecord) -> SourceToken | RowProblem:
+    """The token of one row, or why the row cannot be used."""
+    values = record.values
+    if values is None:
+        return RowProblem(record.problem or "unusable row")
+    if "access_token" not in values:
+        return RowProblem("no access_token field")
+    raw = values.get("access_token")
+    if isinstance(raw, uuid.UUID):  # a database column of type uuid
+        raw = str(raw)
+    if raw is not None and not isinstance(raw, str):
+        return RowProblem(f"access_token is not text ({type(raw).__name__})")
+    access_token = (raw or "").strip()
+    if not access_token:
+        return RowProblem("empty access_token")
+    fingerprint = token_fingerprint(access_token)
+    if not set(access_token) <= HEADER_SAFE:
+        return RowProblem(
+            "access_token holds characters an HTTP header cannot carry "
+            "(NUL or other control characters, spaces or non-ASCII)",
+            fingerprint,
+        )
+    connection_id = _text(values.get("connection_id"))
+    if connection_id is not None and ("\x00" in connection_id or len(connection_id) > MAX_ID_CHARS):
+        return RowProblem(
+            f"connection_id is not an id (NUL or more than {MAX_ID_CHARS} characters)",
+            fingerprint,
+        )
+    issued = values.get("issued_at", values.get("created_at"))
+    issued_at = _timestamp(issued)
+    if issued_at is None and not _blank(issued):
+        name = "issued_at" if "issued_at" in values else "created_at"
+        return RowProblem(f"{name} is not an ISO 8601 time", fingerprint)
+    disconnected = _flag(values.get("disconnected", values.get("revoked")))
+    return SourceToken(access_token, fingerprint, connection_id, disconnected, issued_at)
+
+
+def _rejection(kind: str, record: SourceRecord, problem: RowProblem) -> dict[str, Any]:
+    return {
+        "record_kind": kind,
+        "record_key": problem.fingerprint or record.location,
+        "reason": f"{record.location}: {problem.reason}",
+        "payload": _payload(record.values, problem.fingerprint),
+    }
+
+
+def _payload(values: Mapping[str, Any] | None, fingerprint: str | None) -> str | None:
+    """The row as JSON for diagnosis: the token replaced by its fingerprint, and any field
+    whose name says it holds a secret left out."""
+    if values is None:
+        return None
+    kept: dict[str, Any] = {} if fingerprint is None else {"token_fingerprint": fingerprint}
+    for name, value in values.items():
+        if is_secret_name(str(name)):
+            continue
+        text = value if value is None or isinstance(value, bool | int | float) else str(value)
+        if isinstance(text, str):
+            text = text[:MAX_PAYLOAD_VALUE_CHARS]
+        kept[str(name)] = text
+    # json.dumps escapes NUL and lone surrogates, which PostgreSQL text cannot hold.
+    return json.dumps(kept, default=str)
+
+
+def session_rejections(
+    rows: Iterable[tuple[str, Mapping[str, Any] | None, str]],
+) -> pl.DataFrame:
+    """Rejected session rows from (location, values, reason); keyed by session id."""
+    return _rejected_frame(
+        [
+            {
+                **_rejection(SESSION_ROW, SourceRecord(location, values), RowProblem(reason)),
+                "record_key": _text((values or {}).get("session_id")) or location,
+            }
+            for location, values, reason in rows
+        ]
+    )
+
+
+def _rejected_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=REJECTED_SCHEMA) if rows else _empty_rejected()
 
 
 def read_token_file(path: str, setting: str = "CONNECTIONS_TOKENS_FILE") -> SourceBatch:
     """JSON Lines with an `access_token` field, or CSV with an `access_token` column."""
-    file = Path(path)
-    if not file.is_file():
-        raise TokenSourceError(f"{setting}: no such file: {path}")
+    file = _existing_file(path, setting)
     if file.suffix.lower() == ".csv":
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if "access_token" not in (reader.fieldnames or []):
-                raise TokenSourceError(
-                    f"{setting}: CSV has no access_token column (columns: {reader.fieldnames})"
-                )
-            return tokens_from_records(list(reader), setting)
-    return tokens_from_records(_json_lines(file, setting), setting)
+        return tokens_from_source(_csv_records(file, setting))
+    return tokens_from_source(_json_lines(file, setting))
 
 
-def read_session_file(path: str, setting: str = "CONNECTIONS_SESSIONS_FILE") -> list[dict]:
+def read_session_file(
+    path: str, setting: str = "CONNECTIONS_SESSIONS_FILE"
+) -> tuple[list[dict[str, Any]], list[str], pl.DataFrame]:
+    """Session records of a JSON Lines file, where each is, and the lines that are not
+    records (rejected)."""
+    records, locations, unreadable = [], [], []
+    for record in _json_lines(_existing_file(path, setting), setting):
+        if record.values is None:
+            unreadable.append((record.location, None, record.problem or "unusable row"))
+            continue
+        records.append(dict(record.values))
+        locations.append(record.location)
+    return records, locations, session_rejections(unreadable)
+
+
+def _existing_file(path: str, setting: str) -> Path:
     file = Path(path)
     if not file.is_file():
         raise TokenSourceError(f"{setting}: no such file: {path}")
-    return list(_json_lines(file, setting))
+    return file
 
 
 def read_token_query(url: str, query: str, sessions_query: str | None = None) -> SourceBatch:
@@ -151,7 +317,8 @@ def read_token_query(url: str, query: str, sessions_query: str | None = None) ->
             )
     finally:
         engine.dispose()
-    return SourceBatch(batch.tokens, sessions, batch.skipped_rows)
+    locations = [f"CONNECTIONS_SESSIONS_QUERY row {n}" for n in range(1, len(sessions) + 1)]
+    return batch.with_sessions(sessions, locations)
 
 
 def _execute(
@@ -170,20 +337,52 @@ def _execute(
         raise TokenSourceError(f"{setting} failed: {exc.orig}") from None
 
 
-def _json_lines(file: Path, setting: str) -> Iterable[dict[str, Any]]:
-    with file.open(encoding="utf-8-sig") as handle:
+def _json_lines(file: Path, setting: str) -> Iterator[SourceRecord]:
+    # Bytes that are not UTF-8 cost their line only: they decode to lone surrogates here
+    # and the line is rejected.
+    with file.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
+                continue
+            location = f"{setting} {file} line {number}"
+            if _has_undecodable(line):
+                yield SourceRecord(location, None, f"the line {UNDECODABLE}")
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise TokenSourceError(
-                    f"{setting}: line {number} is not JSON ({exc.msg})"
-                ) from None
+                yield SourceRecord(location, None, f"not JSON ({exc.msg})")
+                continue
             if not isinstance(record, dict):
-                raise TokenSourceError(f"{setting}: line {number} is not a JSON object")
-            yield record
+                yield SourceRecord(location, None, "not a JSON object")
+                continue
+            yield SourceRecord(location, record)
+
+
+def _csv_records(file: Path, setting: str) -> Iterator[SourceRecord]:
+    with file.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        reader = csv.DictReader(handle)
+        if "access_token" not in (reader.fieldnames or []):
+            raise TokenSourceError(
+                f"{setting}: CSV has no access_token column (columns: {reader.fieldnames})"
+            )
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield SourceRecord(f"{setting} {file} line {reader.line_num}", None, str(exc))
+                continue
+            location = f"{setting} {file} line {reader.line_num}"
+            if any(_has_undecodable(str(value)) for value in row.values()):
+                yield SourceRecord(location, None, f"the line {UNDECODABLE}")
+                continue
+            yield SourceRecord(location, row)
+
+
+def _has_undecodable(text: str) -> bool:
+    return any("\udc80" <= character <= "\udcff" for character in text)
 
 
 def _text(value: Any) -> str | None:
@@ -193,6 +392,10 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _flag(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -200,13 +403,13 @@ def _flag(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if value is None or value == "":
+    if _blank(value):
         return None
     if isinstance(value, datetime):
         moment = value
     else:
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
             return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

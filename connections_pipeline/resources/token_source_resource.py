@@ -1,8 +1,10 @@
 """The token and session source as a Dagster resource."""
 
+from dataclasses import replace
 from typing import Literal, cast, get_args
 
 import dagster as dg
+import polars as pl
 
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.resources.redaction import RedactedFields, database_url_secrets
@@ -18,6 +20,8 @@ from connections_pipeline.sandbox import read_served_sandbox
 
 SourceKind = Literal["auto", "file", "sql", "sandbox"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+# The setting that selects each source of the application's own tokens.
+EMBEDDED_SOURCE_SETTINGS = {"file": "CONNECTIONS_TOKENS_FILE", "sql": "CONNECTIONS_TOKENS_URL"}
 
 
 class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
@@ -60,12 +64,17 @@ class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
             raise TokenSourceError(
                 "CONNECTIONS_TOKENS_QUERY is set but CONNECTIONS_TOKENS_URL is not"
             )
-        if self.kind != "auto":
-            return cast(SourceKind, self.kind)
-        if self.tokens_file:
-            return "file"
-        if self.tokens_url:
-            return "sql"
+        kind = self._kind()
+        if finch.embedded and kind in ("file", "sql"):
+            # The embedded emulator knows only its own tokens: real ones would all answer 401
+            # and every live connection would look disconnected.
+            raise TokenSourceError(
+                f"{EMBEDDED_SOURCE_SETTINGS[kind]} is set but FINCH_BASE_URL is not: your "
+                "tokens would be sent to the embedded Finch emulator, which knows none of "
+                "them; set FINCH_BASE_URL (e.g. https://api.tryfinch.com)"
+            )
+        if kind is not None:
+            return kind
         if finch.embedded:
             return "sandbox"
         raise TokenSourceError(
@@ -73,6 +82,15 @@ class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
             "CONNECTIONS_TOKENS_URL + CONNECTIONS_TOKENS_QUERY "
             "(or CONNECTIONS_TOKENS_SOURCE=sandbox for a served sandbox emulator)"
         )
+
+    def _kind(self) -> SourceKind | None:
+        if self.kind != "auto":
+            return cast(SourceKind, self.kind)
+        if self.tokens_file:
+            return "file"
+        if self.tokens_url:
+            return "sql"
+        return None
 
     def load(self, finch: FinchResource) -> SourceBatch:
         kind = self.resolved_kind(finch)
@@ -82,8 +100,11 @@ class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
                     "CONNECTIONS_TOKENS_SOURCE=file needs CONNECTIONS_TOKENS_FILE"
                 )
             batch = read_token_file(self.tokens_file)
-            sessions = read_session_file(self.sessions_file) if self.sessions_file else []
-            return SourceBatch(batch.tokens, sessions, batch.skipped_rows)
+            if not self.sessions_file:
+                return batch
+            sessions, locations, unreadable = read_session_file(self.sessions_file)
+            batch = batch.with_sessions(sessions, locations)
+            return replace(batch, rejected=pl.concat([batch.rejected, unreadable]))
         if kind == "sql":
             if not (self.tokens_url and self.tokens_query):
                 raise TokenSourceError(
@@ -96,5 +117,4 @@ class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
             tokens, sessions = sandbox.tokens(), sandbox.sessions()
         else:
             tokens, sessions = read_served_sandbox(str(finch.base_url))
-        batch = tokens_from_records(tokens, "sandbox tokens")
-        return SourceBatch(batch.tokens, sessions, batch.skipped_rows)
+        return tokens_from_records(tokens, "sandbox tokens").with_sessions(sessions)

@@ -14,6 +14,7 @@ from connections_pipeline.finch import FinchCallResult, FinchClient
 from connections_pipeline.finch.client import gather_with_progress
 from connections_pipeline.resources.token_source import SourceBatch, SourceToken
 from connections_pipeline.transform.followups import plan_followups
+from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.parse import parse_introspections
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,11 @@ async def extract(
     previous: pl.DataFrame,
     run_id: str,
     company_ttl: timedelta,
+    application: Application | None = None,
     progress: Progress | None = None,
 ) -> Extraction:
-    """Providers once, `/introspect` per token, then jobs and company only where needed."""
+    """Providers once, `/introspect` per token, then jobs and company only where needed
+    (never for a token of another application than `application`)."""
     records: list[dict[str, Any]] = []
     providers = await client.providers()
     records.append(_raw(run_id, providers, None, None))
@@ -67,7 +70,8 @@ async def extract(
         records.append(_raw(run_id, result, token.fingerprint, connection_id))
     as_of = _as_of([providers, *results])
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
-    plan = plan_followups(parsed[0], batch.token_frame(), previous, as_of, company_ttl)
+    ours, _ = split_by_application(parsed[0], application or Application())
+    plan = plan_followups(ours, batch.token_frame(), previous, as_of, company_ttl)
     records += await _followups(client, batch.tokens, plan, run_id, progress)
     raw = pl.DataFrame(records, schema=RAW_SCHEMA)
     return Extraction(raw, as_of, client.stats.as_dict(), parsed)

@@ -1,4 +1,4 @@
-"""One whole sync, from settings to a loaded snapshot, as a plain function."""
+"""One whole sync, from settings to a loaded (or held) snapshot, as a plain function."""
 
 import asyncio
 import logging
@@ -11,14 +11,27 @@ from typing import Any
 import polars as pl
 
 from connections_pipeline.resources.finch_api import FinchResource
+from connections_pipeline.resources.redaction import scrub_resources
+from connections_pipeline.resources.token_source import SourceBatch, session_rejections
 from connections_pipeline.resources.token_source_resource import TokenSourceResource
 from connections_pipeline.sync.extract import Extraction, extract
+from connections_pipeline.transform.guards import (
+    Application,
+    HoldThresholds,
+    Verdict,
+    judge,
+    trust_figures,
+)
 from connections_pipeline.transform.ledger import sessions_from_source
 from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.transform.validate import ValidationOutcome, split_valid
 from connections_pipeline.warehouse import (
     CONNECTIONS_COLUMNS,
+    RUN_FAILED,
+    RUN_HELD,
+    RUN_PARTIAL,
+    RUN_SUCCESS,
     SESSION_PROGRESS_COLUMNS,
     LoadSummary,
     RunLoad,
@@ -28,10 +41,24 @@ from connections_pipeline.warehouse import (
 
 logger = logging.getLogger(__name__)
 
+CONNECTIONS_COLUMNS_NAMES = [name for name, *_ in CONNECTIONS_COLUMNS]
+TOKEN_ROW = "token_source_row"
+
 
 @dataclass(frozen=True)
 class SyncSettings:
+    """How a sync judges and loads what it read.
+
+    Attributes:
+        company_ttl: how long a company name is reused before `/employer/company` again.
+        thresholds: when the run is held instead of loaded.
+        accept_mass_change: load even a run the thresholds would hold; for a person who
+            has checked that the change is real.
+    """
+
     company_ttl: timedelta = timedelta(days=7)
+    thresholds: HoldThresholds = field(default_factory=HoldThresholds)
+    accept_mass_change: bool = False
 
 
 @dataclass
@@ -44,8 +71,13 @@ class SyncResult:
     quarantine: pl.DataFrame
     sync_run: dict[str, Any]
     request_stats: dict[str, Any]
+    verdict: Verdict
     token_outcomes: dict[str, int] = field(default_factory=dict)
     load: LoadSummary | None = None
+
+    @property
+    def status(self) -> str:
+        return self.sync_run["status"]
 
     @property
     def state_counts(self) -> dict[str, int]:
@@ -53,9 +85,21 @@ class SyncResult:
         return {state: counts.get(state, 0) for state in ("live", "staged", "disconnected")}
 
 
+class SyncHeld(RuntimeError):
+    """The run's snapshot was implausible: it was recorded as `held` and not loaded."""
+
+    def __init__(self, result: SyncResult) -> None:
+        super().__init__(
+            f"sync held, nothing loaded: {result.verdict.summary}. If this change is real, "
+            "run the sync again with accept_mass_change: true (connections-pipeline run "
+            "--accept-mass-change)"
+        )
+        self.result = result
+
+
 def preflight(finch: FinchResource, source: TokenSourceResource, warehouse: Warehouse) -> None:
     """Refuse unusable settings before anything is read or written."""
-    finch.client_config()
+    finch.application()
     source.resolved_kind(finch)
     warehouse.check_connection()
 
@@ -68,21 +112,53 @@ def run_sync(
     settings: SyncSettings = SyncSettings(),
     progress: Any = None,
 ) -> SyncResult:
+    """Read the token source, ask Finch, build and judge the snapshot, load it or hold it.
+
+    Raises:
+        SyncHeld: the snapshot was held (recorded as such, nothing else written).
+        FinchConfigError, TokenSourceError, WarehouseConnectionError: unusable settings,
+            before anything is read or written.
+    """
     started = datetime.now(UTC)
     clock = time.perf_counter()
     preflight(finch, source, warehouse)
     batch = source.load(finch)
     warehouse.ensure_tables()
-    for skipped in batch.skipped_rows:
-        logger.warning("Token source row skipped: %s", skipped)
+    try:
+        return _sync(run_id, finch, batch, warehouse, settings, progress, started, clock)
+    except SyncHeld:
+        raise
+    except Exception as exc:
+        _record_failure(run_id, started, warehouse, scrub_resources(str(exc), finch, source), exc)
+        raise
+
+
+def _sync(
+    run_id: str,
+    finch: FinchResource,
+    batch: SourceBatch,
+    warehouse: Warehouse,
+    settings: SyncSettings,
+    progress: Any,
+    started: datetime,
+    clock: float,
+) -> SyncResult:
     previous = warehouse.read_current()
+    previous_tokens = warehouse.read_tokens()
     # The run writes nothing before its one load transaction: a run killed at any point
     # leaves the warehouse as the previous run left it.
     stored_sessions = warehouse.read_sessions()
-    incoming = sessions_from_source(batch.sessions, created_by="token_source")
-    new_sessions = sessions_not_stored(stored_sessions, incoming)
-    sessions = pl.concat([stored_sessions, new_sessions])
-    extraction = asyncio.run(_extract(finch, batch, previous, run_id, settings, progress))
+    incoming = sessions_from_source(batch.sessions, "token_source", batch.session_locations)
+    rejected = pl.concat([batch.rejected, session_rejections(incoming.rejected)])
+    for reason in rejected["reason"]:
+        logger.warning("Source row skipped: %s", reason)
+    if batch.duplicate_rows:
+        logger.info("Token source: %d duplicate rows merged", batch.duplicate_rows)
+    new_sessions = sessions_not_stored(stored_sessions, incoming.sessions)
+    application = finch.application()
+    extraction = asyncio.run(
+        _extract(finch, batch, previous, run_id, settings, application, progress)
+    )
     snapshot = build_snapshot(
         SnapshotInputs(
             run_id=run_id,
@@ -90,46 +166,96 @@ def run_sync(
             raw=extraction.raw,
             token_source=batch.token_frame(),
             previous=previous,
-            previous_tokens=warehouse.read_tokens(),
-            sessions=sessions,
+            previous_tokens=previous_tokens,
+            sessions=pl.concat([stored_sessions, new_sessions]),
+            application=application,
         ),
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
     )
-    return _validate_and_load(run_id, started, clock, snapshot, extraction, new_sessions, warehouse)
-
-
-CONNECTIONS_COLUMNS_NAMES = [name for name, *_ in CONNECTIONS_COLUMNS]
+    validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
+    figures = trust_figures(
+        previous,
+        validation.valid,
+        snapshot.tokens,
+        previous_tokens,
+        rejected.filter(pl.col("record_kind") == TOKEN_ROW).height,
+    )
+    result = _result(
+        run_id,
+        started,
+        clock,
+        snapshot,
+        extraction,
+        validation,
+        rejected,
+        judge(figures, settings.thresholds),
+        settings.accept_mass_change,
+        batch.duplicate_rows,
+    )
+    if result.status == RUN_HELD:
+        warehouse.record_unloaded_run(run_id, result.as_of, result.sync_run, extraction.raw)
+        raise SyncHeld(result)
+    result.load = warehouse.load_run(
+        RunLoad(
+            run_id=run_id,
+            as_of=extraction.as_of,
+            connections=result.connections,
+            entities=result.entity_validation.valid.select(
+                "connection_id", "entity_id", "entity_name", "source_id", "entity_status", "run_id"
+            ),
+            tokens=snapshot.tokens,
+            quarantine=result.quarantine,
+            sync_run=result.sync_run,
+            raw_responses=extraction.raw,
+            new_sessions=new_sessions,
+            session_progress=snapshot.session_progress.select(
+                "session_id", *SESSION_PROGRESS_COLUMNS
+            ),
+        )
+    )
+    return result
 
 
 async def _extract(
     finch: FinchResource,
-    batch: Any,
+    batch: SourceBatch,
     previous: pl.DataFrame,
     run_id: str,
     settings: SyncSettings,
+    application: Application,
     progress: Any,
 ) -> Extraction:
     async with finch.open_client() as client:
-        return await extract(client, batch, previous, run_id, settings.company_ttl, progress)
+        return await extract(
+            client, batch, previous, run_id, settings.company_ttl, application, progress
+        )
 
 
-def _validate_and_load(
+def _result(
     run_id: str,
     started: datetime,
     clock: float,
     snapshot: Snapshot,
     extraction: Extraction,
-    new_sessions: pl.DataFrame,
-    warehouse: Warehouse,
+    validation: ValidationOutcome,
+    rejected: pl.DataFrame,
+    verdict: Verdict,
+    accepted: bool,
+    duplicate_rows: int,
 ) -> SyncResult:
-    validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
     entity_validation = split_valid(snapshot.entities, EntitiesSchema, "entity_id")
-    quarantine = _quarantine(run_id, extraction.as_of, snapshot, validation, entity_validation)
+    quarantine = _quarantine(
+        run_id, extraction.as_of, snapshot, validation, entity_validation, rejected
+    )
     token_outcomes = dict(Counter(snapshot.tokens["last_outcome"].to_list()))
-    connections = validation.valid
-    counts = Counter(connections["state"].to_list())
+    failed_followups = extraction.raw.filter(
+        pl.col("endpoint").is_in(["jobs", "company"]) & (pl.col("outcome") == "failed")
+    ).height
+    status, reason = _status(verdict, accepted, token_outcomes.get("failed", 0), failed_followups)
+    counts = Counter(validation.valid["state"].to_list())
     stats = extraction.request_stats
+    figures = verdict.figures
     sync_run = {
         "run_id": run_id,
         "started_at": started,
@@ -147,38 +273,71 @@ def _validate_and_load(
         "invalid_tokens": token_outcomes.get("invalid_token", 0),
         "needs_reauth": token_outcomes.get("needs_reauth", 0),
         "failed_tokens": token_outcomes.get("failed", 0),
-        "status": "success",
+        "status": status,
+        "status_reason": reason,
+        "accepted_mass_change": accepted and verdict.held,
+        "previous_live": figures.previous_live,
+        "leaving_live": figures.leaving_live,
+        "newly_invalid_tokens": figures.newly_invalid_tokens,
+        "other_application_tokens": figures.other_application_tokens,
+        "failed_followups": failed_followups,
+        "source_rows_rejected": rejected.height,
+        "source_duplicate_rows": duplicate_rows,
     }
-    load = warehouse.load_run(
-        RunLoad(
-            run_id=run_id,
-            as_of=extraction.as_of,
-            connections=connections,
-            entities=entity_validation.valid.select(
-                "connection_id", "entity_id", "entity_name", "source_id", "entity_status", "run_id"
-            ),
-            tokens=snapshot.tokens,
-            quarantine=quarantine,
-            sync_run=sync_run,
-            raw_responses=extraction.raw,
-            new_sessions=new_sessions,
-            session_progress=snapshot.session_progress.select(
-                "session_id", *SESSION_PROGRESS_COLUMNS
-            ),
-        )
-    )
     return SyncResult(
         run_id=run_id,
         as_of=extraction.as_of,
-        connections=connections,
+        connections=validation.valid,
         validation=validation,
         entity_validation=entity_validation,
         quarantine=quarantine,
         sync_run=sync_run,
         request_stats=stats,
+        verdict=verdict,
         token_outcomes=token_outcomes,
-        load=load,
     )
+
+
+def _status(
+    verdict: Verdict, accepted: bool, failed_tokens: int, failed_followups: int
+) -> tuple[str, str | None]:
+    """The run's status and, unless it is a plain success, why."""
+    if verdict.held and not accepted:
+        return RUN_HELD, verdict.summary
+    reasons = []
+    if verdict.held:
+        reasons.append(f"accepted with accept_mass_change: {verdict.summary}")
+    if failed_tokens:
+        reasons.append(
+            f"{failed_tokens} tokens failed after retries; their connections keep the "
+            "previous row, marked stale"
+        )
+    if failed_followups:
+        reasons.append(f"{failed_followups} jobs or company calls failed after retries")
+    partial = failed_tokens or failed_followups
+    return (RUN_PARTIAL if partial else RUN_SUCCESS), "; ".join(reasons) or None
+
+
+def _record_failure(
+    run_id: str, started: datetime, warehouse: Warehouse, message: str, error: Exception
+) -> None:
+    """Leave a `failed` row for a run that stopped with an error, when the warehouse can
+    still take one; the error itself propagates either way."""
+    now = datetime.now(UTC)
+    reason = f"{type(error).__name__}: {message}"[:2_000]
+    try:
+        warehouse.record_unloaded_run(
+            run_id,
+            now,
+            {
+                "started_at": started,
+                "finished_at": now,
+                "status": RUN_FAILED,
+                "status_reason": reason,
+            },
+        )
+    except Exception:  # the original error matters more than this one
+        logger.warning("Could not record the failed run %s", run_id, exc_info=True)
 
 
 def _quarantine(
@@ -187,6 +346,7 @@ def _quarantine(
     snapshot: Snapshot,
     validation: ValidationOutcome,
     entity_validation: ValidationOutcome,
+    rejected: pl.DataFrame,
 ) -> pl.DataFrame:
     parts = [
         snapshot.rejected.select(
@@ -201,6 +361,7 @@ def _quarantine(
         entity_validation.quarantined.select(
             pl.lit("entity").alias("record_kind"), "record_key", "reason", "payload"
         ),
+        rejected.select("record_kind", "record_key", "reason", "payload"),
     ]
     return pl.concat(parts).with_columns(
         pl.lit(run_id).alias("run_id"),

@@ -18,6 +18,8 @@ INTROSPECTION_DTYPE = pl.Struct(
         "customer_name": pl.String,
         "customer_email": pl.String,
         "manual": pl.Boolean,
+        "client_id": pl.String,
+        "client_type": pl.String,
         "authentication_methods": pl.List(pl.Struct({"type": pl.String})),
         "entities": pl.List(
             pl.Struct(

@@ -1,6 +1,7 @@
 """Session records from a token/session source, shaped as rows of the session ledger."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -26,25 +27,72 @@ SOURCE_SESSION_SCHEMA = {
 }
 
 
-def sessions_from_source(records: Iterable[Mapping[str, Any]], created_by: str) -> pl.DataFrame:
+@dataclass(frozen=True)
+class SourceSessions:
+    """Session records from a source as ledger rows, and the records that cannot be tracked:
+    (location, record, reason) each."""
+
+    sessions: pl.DataFrame
+    rejected: list[tuple[str, Mapping[str, Any], str]]
+
+
+def sessions_from_source(
+    records: Sequence[Mapping[str, Any]],
+    created_by: str,
+    locations: Sequence[str] | None = None,
+) -> SourceSessions:
     """Ledger rows for sessions created outside this pipeline (by the application).
 
-    Rows without a session id or timestamps cannot be tracked and are dropped here; the
-    ledger's own schema checks catch the rest.
+    A record without a session id, or whose `created_at` or `expires_at` is missing or not a
+    time, cannot be tracked: it is returned in `rejected` with its location (`locations[i]`,
+    or `row <i + 1>`) and the reason. The ledger's own schema checks catch the rest.
     """
+    places = list(locations) if locations is not None else []
+    places += [f"row {n}" for n in range(len(places) + 1, len(records) + 1)]
     rows = [_source_row(record) for record in records]
-    frame = pl.DataFrame(rows, schema=SOURCE_SESSION_SCHEMA, orient="row")
-    return (
-        frame.with_columns(
-            parse_timestamp(pl.col("created_at")).alias("created_at"),
-            parse_timestamp(pl.col("expires_at")).alias("expires_at"),
+    frame = pl.DataFrame(rows, schema=SOURCE_SESSION_SCHEMA, orient="row").with_columns(
+        parse_timestamp(pl.col("created_at")).alias("created_at_parsed"),
+        parse_timestamp(pl.col("expires_at")).alias("expires_at_parsed"),
+    )
+    reasons = frame.select(
+        pl.concat_list(
+            pl.when(pl.col("session_id").str.strip_chars().fill_null("") == "").then(
+                pl.lit("no session_id")
+            ),
+            *(_time_problem(name) for name in ("created_at", "expires_at")),
+        )
+        .list.drop_nulls()
+        .list.join("; ")
+        .alias("reason")
+    )["reason"]
+    rejected = [
+        (place, record, reason)
+        for place, record, reason in zip(places, records, reasons, strict=True)
+        if reason
+    ]
+    sessions = (
+        frame.filter(reasons.str.len_chars() == 0)
+        .with_columns(
+            pl.col("created_at_parsed").alias("created_at"),
+            pl.col("expires_at_parsed").alias("expires_at"),
             pl.col("kind").fill_null(KIND_CONNECT),
             pl.col("status").fill_null(PENDING),
             pl.lit(created_by).alias("created_by"),
             pl.lit(None, dtype=UTC_DATETIME).alias("completed_at"),
         )
-        .drop_nulls(["session_id", "created_at", "expires_at"])
+        .drop("created_at_parsed", "expires_at_parsed")
         .unique("session_id", keep="last", maintain_order=True)
+    )
+    return SourceSessions(sessions, rejected)
+
+
+def _time_problem(name: str) -> pl.Expr:
+    text = pl.col(name)
+    return (
+        pl.when(text.is_null() | (text.str.strip_chars() == ""))
+        .then(pl.lit(f"no {name}"))
+        .when(pl.col(f"{name}_parsed").is_null())
+        .then(pl.lit(f"{name} is not an ISO 8601 time"))
     )
 
 

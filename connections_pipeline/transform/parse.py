@@ -83,6 +83,8 @@ def parse_introspections(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
             body.struct.field("authentication_methods").list.eval(pl.element().struct.field("type"))
         ).alias("connection_type"),
         body.struct.field("entities").alias("entities"),
+        body.struct.field("client_id").alias("client_id"),
+        body.struct.field("client_type").alias("client_type"),
     )
     reason = unusable_id_reason(pl.col("connection_id"), "connection_id")
     unusable = parsed.filter(reason.is_not_null())

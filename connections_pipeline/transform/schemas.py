@@ -76,6 +76,7 @@ class ConnectionsSchema(pa.DataFrameModel):
     first_seen_at: UTC
     last_seen_at: UTC
     disconnected_at: UTC = pa.Field(nullable=True)
+    stale: bool
 
     class Config:
         strict = False

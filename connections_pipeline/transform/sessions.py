@@ -105,8 +105,16 @@ def session_progress(
 def staged_rows(
     progress: pl.DataFrame, previous: pl.DataFrame, providers: pl.DataFrame
 ) -> pl.DataFrame:
-    """One Staged row per pending connect session: a link handed out, no connection yet."""
-    first_seen = previous.select(pl.col("connection_key"), pl.col("first_seen_at"))
+    """One Staged row per pending connect session: a link handed out, no connection yet.
+
+    The provider's name comes from this run's `/providers`; when that call failed, from the
+    row as it was (a name does not vanish because Finch did not answer once).
+    """
+    first_seen = previous.select(
+        pl.col("connection_key"),
+        pl.col("first_seen_at"),
+        pl.col("provider_name").alias("previous_provider_name"),
+    )
     return (
         progress.filter((pl.col("status") == PENDING) & (pl.col("kind") == KIND_CONNECT))
         .join(providers, on="provider_id", how="left")
@@ -122,4 +130,6 @@ def staged_rows(
             pl.col("expires_at").alias("session_expires_at"),
         )
         .join(first_seen, on="connection_key", how="left")
+        .with_columns(pl.coalesce("provider_name", "previous_provider_name").alias("provider_name"))
+        .drop("previous_provider_name")
     )

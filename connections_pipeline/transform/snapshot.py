@@ -4,12 +4,18 @@ One row per `connection_id` (several tokens collapse into one connection; the fr
 working token wins) plus one row per staged Connect session.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import polars as pl
 
 from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline.transform.guards import (
+    FAILED,
+    OTHER_APPLICATION,
+    Application,
+    split_by_application,
+)
 from connections_pipeline.transform.parse import (
     UTC_DATETIME,
     followup_failures,
@@ -36,6 +42,8 @@ class SnapshotInputs:
         previous: `finch_connections` before this run.
         previous_tokens: `finch_tokens` before this run.
         sessions: the Connect-session ledger.
+        application: the Finch application every token must belong to; another
+            application's tokens never become connections.
     """
 
     run_id: str
@@ -45,6 +53,7 @@ class SnapshotInputs:
     previous: pl.DataFrame
     previous_tokens: pl.DataFrame
     sessions: pl.DataFrame
+    application: Application = field(default_factory=Application)
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,9 @@ def build_snapshot(
     """
     as_of = pl.lit(inputs.as_of).cast(UTC_DATETIME)
     introspections, rejected = parsed_introspections or parse_introspections(inputs.raw)
+    introspections, others = split_by_application(introspections, inputs.application)
     providers = parse_providers(inputs.raw)
-    tokens = _token_outcomes(inputs, introspections, as_of)
+    tokens = _token_outcomes(inputs, introspections, others, as_of)
     live = _live_connections(inputs, introspections, tokens, providers)
     carried = _carried_forward(inputs, live, tokens)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
@@ -88,9 +98,13 @@ def build_snapshot(
 
 
 def _token_outcomes(
-    inputs: SnapshotInputs, introspections: pl.DataFrame, as_of: pl.Expr
+    inputs: SnapshotInputs, introspections: pl.DataFrame, others: pl.DataFrame, as_of: pl.Expr
 ) -> pl.DataFrame:
-    """One row per token called this run, mapped to its connection when anything knows it."""
+    """One row per token called this run, mapped to its connection when anything knows it.
+
+    A token of another application answered, but not for us: its outcome is
+    `other_application` (with the reason), and its answer names no connection of ours.
+    """
     calls = inputs.raw.filter(pl.col("endpoint") == "introspect").select(
         "token_fingerprint",
         pl.col("outcome").alias("last_outcome"),
@@ -106,21 +120,27 @@ def _token_outcomes(
     source = inputs.token_source.select(
         "token_fingerprint", "source_connection_id", "source_disconnected", "issued_at"
     )
+    foreign = others.select("token_fingerprint", pl.col("reason").alias("other_reason"))
+    is_foreign = pl.col("other_reason").is_not_null()
     return (
         calls.join(seen, on="token_fingerprint", how="left")
         .join(known, on="token_fingerprint", how="left")
         .join(source, on="token_fingerprint", how="left")
+        .join(foreign, on="token_fingerprint", how="left")
         .select(
             "token_fingerprint",
             pl.coalesce("seen_id", "known_id", "source_connection_id").alias("connection_id"),
             pl.coalesce("known_first_seen_at", as_of).alias("first_seen_at"),
             as_of.alias("last_seen_at"),
-            "last_outcome",
+            pl.when(is_foreign)
+            .then(pl.lit(OTHER_APPLICATION))
+            .otherwise("last_outcome")
+            .alias("last_outcome"),
             pl.when(pl.col("seen_id").is_not_null())
             .then(as_of)
             .otherwise(pl.col("known_last_ok_at"))
             .alias("last_ok_at"),
-            "last_error",
+            pl.coalesce("other_reason", "last_error").alias("last_error"),
             pl.col("source_disconnected").fill_null(False),
             "issued_at",
         )
@@ -133,7 +153,10 @@ def _live_connections(
     tokens: pl.DataFrame,
     providers: pl.DataFrame,
 ) -> pl.DataFrame:
-    freshest = freshest_per_connection(introspections, tokens)
+    blocked = _not_refreshable(inputs, introspections, tokens)
+    freshest = freshest_per_connection(introspections, tokens).filter(
+        ~pl.col("connection_id").is_in(blocked.implode())
+    )
     # A connection's first token is obtained when the employer connects; it stands in for
     # the connection time where Finch lists no automated jobs (assisted connections).
     token_counts = tokens.group_by("connection_id").agg(
@@ -190,8 +213,49 @@ def _live_connections(
             ),
             pl.lit(None, dtype=UTC_DATETIME).alias("disconnected_at"),
             pl.col("followup_error").alias("last_error"),
+            pl.lit(False).alias("stale"),
         )
     )
+
+
+def _not_refreshable(
+    inputs: SnapshotInputs, introspections: pl.DataFrame, tokens: pl.DataFrame
+) -> pl.Series:
+    """Known connections whose freshest token failed this run while an older one answered.
+
+    The older token's answer may differ (fewer products, an old status) without anything
+    having changed: such a connection keeps its previous row, marked stale, rather than
+    record a change that did not happen. Freshest means the latest `issued_at`; when the
+    issue times are unknown, the token that answered for the connection last time.
+    """
+    working = inputs.previous.filter(pl.col("state") != rules.STAGED).select(
+        "connection_id", pl.col("working_token_fingerprint").alias("token_fingerprint")
+    )
+    answered = introspections.select("connection_id", "token_fingerprint").with_columns(
+        pl.lit(True).alias("answered")
+    )
+    failed = tokens.filter(
+        (pl.col("last_outcome") == FAILED) & pl.col("connection_id").is_not_null()
+    ).select("connection_id", "token_fingerprint", pl.lit(False).alias("answered"))
+    ranked = (
+        pl.concat([answered, failed])
+        .join(tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left")
+        .join(
+            working.with_columns(pl.lit(True).alias("was_working")),
+            on=["connection_id", "token_fingerprint"],
+            how="left",
+        )
+        .with_columns(pl.col("was_working").fill_null(False))
+        .sort(
+            ["connection_id", "issued_at", "was_working", "token_fingerprint"],
+            descending=[False, True, True, False],
+            nulls_last=True,
+        )
+        .unique("connection_id", keep="first", maintain_order=True)
+    )
+    return ranked.filter(
+        ~pl.col("answered") & pl.col("connection_id").is_in(working["connection_id"].implode())
+    )["connection_id"]
 
 
 def _carried_forward(
@@ -207,14 +271,20 @@ def _carried_forward(
         pl.col("connection_id").is_not_null()
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
     )
-    per_connection = not_live.group_by("connection_id").agg(
-        (pl.col("last_outcome") == INVALID_TOKEN).all().alias("all_revoked"),
-        pl.col("source_disconnected").any().alias("source_disconnected"),
-        pl.col("last_outcome")
-        .filter(pl.col("last_outcome") != INVALID_TOKEN)
-        .first()
-        .alias("failure"),
-        pl.len().cast(pl.Int32).alias("token_count"),
+    # Why the connection was not refreshed: a failed call first, then any other answer
+    # that is neither ok nor a revocation (e.g. needs_reauth).
+    unrefreshed = ~pl.col("last_outcome").is_in([INVALID_TOKEN, "ok"])
+    per_connection = (
+        # Aggregations keep each group's rows in frame order: failed calls come first.
+        not_live.sort(pl.col("last_outcome") != FAILED, "token_fingerprint")
+        .group_by("connection_id")
+        .agg(
+            (pl.col("last_outcome") == INVALID_TOKEN).all().alias("all_revoked"),
+            pl.col("source_disconnected").any().alias("source_disconnected"),
+            pl.col("last_outcome").filter(unrefreshed).first().alias("failure"),
+            pl.col("last_error").filter(unrefreshed).first().alias("why"),
+            pl.len().cast(pl.Int32).alias("token_count"),
+        )
     )
     known = inputs.previous.filter(
         (pl.col("state") != rules.STAGED)
@@ -227,10 +297,13 @@ def _carried_forward(
         .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
         .otherwise("disconnected_at")
         .alias("disconnected_at"),
-        pl.when(pl.col("failure").is_not_null())
+        pl.when(pl.col("failure").is_null())
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("why").is_null())
         .then(pl.format("not refreshed: token answered {}", "failure"))
-        .otherwise(pl.lit(None, dtype=pl.String))
+        .otherwise(pl.format("not refreshed: token answered {} ({})", "failure", "why"))
         .alias("last_error"),
+        (pl.col("failure").is_not_null() & ~revoked).alias("stale"),
         pl.coalesce("token_count_right", "token_count").alias("token_count"),
     )
     # Known only to the token source: the application recorded the disconnection.
@@ -244,6 +317,7 @@ def _carried_forward(
         "connection_id",
         "token_count",
         pl.lit(inputs.as_of).cast(UTC_DATETIME).alias("disconnected_at"),
+        pl.lit(False).alias("stale"),
     )
     return pl.concat(
         [kept.drop("all_revoked", "source_disconnected", "failure", "token_count_right"), unseen],
@@ -286,6 +360,7 @@ def _with_derived_columns(
             rules.expected_refresh_hours(pl.col("connection_type")),
             as_of,
         ).alias("sync_overdue"),
+        pl.col("stale").fill_null(False),
         pl.coalesce("first_seen_at", as_of).alias("first_seen_at"),
         # Rows carried from an earlier run keep the time they were last seen working.
         pl.coalesce("last_seen_at", as_of).alias("last_seen_at"),

@@ -80,6 +80,9 @@ CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _ts("disconnected_at"),
     _ts("company_fetched_at"),
     _text("last_error"),
+    # True when this run could not refresh the row (its token failed): the values are the
+    # last ones Finch gave, `last_error` says why.
+    _bool("stale", nullable=False),
     _text("run_id", nullable=False),
 )
 
@@ -151,8 +154,26 @@ SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
     _int("invalid_tokens"),
     _int("needs_reauth"),
     _int("failed_tokens"),
+    # success, partial, held or failed (RUN_STATUSES); status_reason says why when not success.
     _text("status"),
+    _text("status_reason"),
+    _bool("accepted_mass_change"),
+    _int("previous_live"),
+    _int("leaving_live"),
+    _int("newly_invalid_tokens"),
+    _int("other_application_tokens"),
+    _int("failed_followups"),
+    _int("source_rows_rejected"),
+    _int("source_duplicate_rows"),
 )
+
+# What a sync run came to. `success`: every token answered. `partial`: some calls failed after
+# retries; their connections keep the previous row, marked stale. `held`: the snapshot was
+# implausible and not loaded. `failed`: the run stopped with an error. Only `success` and
+# `partial` runs loaded a snapshot.
+RUN_SUCCESS, RUN_PARTIAL, RUN_HELD, RUN_FAILED = "success", "partial", "held", "failed"
+RUN_STATUSES: tuple[str, ...] = (RUN_SUCCESS, RUN_PARTIAL, RUN_HELD, RUN_FAILED)
+LOADED_STATUSES: tuple[str, ...] = (RUN_SUCCESS, RUN_PARTIAL)
 
 QUARANTINE_COLUMNS: tuple[Column, ...] = (
     _text("run_id", nullable=False),

@@ -76,15 +76,46 @@ def check_schema_for_url(url: URL, schema: str) -> None:
         )
 
 
+def check_duckdb_folder(url: URL) -> None:
+    """Raise ValueError naming the URL setting when a DuckDB file could not be created where
+    the URL puts it: a folder on its path is a file, or the file is a folder. Creates
+    nothing."""
+    path = duckdb_file(url)
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(f"{URL_SETTING}: the DuckDB file {path} is a folder")
+    for folder in path.absolute().parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(
+                    f"{URL_SETTING}: the DuckDB file {path} cannot be created: {folder} "
+                    "is a file, not a folder"
+                )
+            return
+
+
 def create_warehouse_engine(url: URL) -> sa.Engine:
-    """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder."""
+    """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder.
+
+    Raises:
+        WarehouseConnectionError: the folder cannot be created (a file in its way, no
+            permission); no retry would help.
+    """
     if url.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_pre_ping=True)
     path = duckdb_file(url)
     if path is None:
         # Every new connection to :memory: would be a different, empty database.
         return sa.create_engine(url, poolclass=sa.pool.StaticPool)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_duckdb_folder(url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WarehouseConnectionError(
+            f"{URL_SETTING}: cannot create the folder {path.parent} of the DuckDB file: "
+            f"{exc.strerror or exc}"
+        ) from None
     return sa.create_engine(url)
 
 

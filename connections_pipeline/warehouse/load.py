@@ -132,20 +132,7 @@ def prepare(run: RunLoad) -> _Prepared:
         _no_duplicates(connections, CONNECTIONS, (KEY,))
     tokens = conform(run.tokens, TOKENS)
     _no_duplicates(tokens, TOKENS, ("token_fingerprint",))
-    sync_values = dict(run.sync_run)
-    if sync_values.get("run_id", run.run_id) != run.run_id:
-        raise ValueError(f"sync_run run_id {sync_values['run_id']!r} != {run.run_id!r}")
-    sync_values["run_id"] = run.run_id
-    sync_values.setdefault("as_of", as_of)
-    schema = polars_schema(SYNC_RUNS)
-    unknown = sorted(set(sync_values) - set(schema.names()))
-    if unknown:
-        raise ValueError(f"{SYNC_RUNS}: unexpected fields {unknown}")
-    sync_frame = pl.DataFrame(
-        {name: [value] for name, value in sync_values.items()},
-        schema={name: schema[name] for name in sync_values},
-        strict=False,
-    )
+    sync_frame = sync_run_frame(run.run_id, as_of, run.sync_run)
     return _Prepared(
         run_id=run.run_id,
         as_of=as_of,
@@ -153,7 +140,7 @@ def prepare(run: RunLoad) -> _Prepared:
         entities=conform(run.entities, CONNECTION_ENTITIES, fill),
         tokens=tokens,
         quarantine=conform(run.quarantine, QUARANTINE, fill),
-        sync_run=conform(sync_frame, SYNC_RUNS, missing_as_null=True),
+        sync_run=sync_frame,
         raw_responses=None
         if run.raw_responses is None
         else run_records.conform_raw_responses(run.run_id, run.raw_responses),
@@ -164,6 +151,42 @@ def prepare(run: RunLoad) -> _Prepared:
         if run.session_progress is None
         else run_records.conform_session_progress(run.session_progress),
     )
+
+
+def sync_run_frame(run_id: str, as_of: dt.datetime, values: Mapping[str, Any]) -> pl.DataFrame:
+    """The finch_sync_runs row of a run from its values; absent columns are null."""
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
+    sync_values = dict(values)
+    if sync_values.get("run_id", run_id) != run_id:
+        raise ValueError(f"sync_run run_id {sync_values['run_id']!r} != {run_id!r}")
+    sync_values["run_id"] = run_id
+    sync_values.setdefault("as_of", _utc(as_of, "as_of"))
+    schema = polars_schema(SYNC_RUNS)
+    unknown = sorted(set(sync_values) - set(schema.names()))
+    if unknown:
+        raise ValueError(f"{SYNC_RUNS}: unexpected fields {unknown}")
+    frame = pl.DataFrame(
+        {name: [value] for name, value in sync_values.items()},
+        schema={name: schema[name] for name in sync_values},
+        strict=False,
+    )
+    return conform(frame, SYNC_RUNS, missing_as_null=True)
+
+
+def record_unloaded_run(
+    connection: sa.Connection,
+    tables: Mapping[str, sa.Table],
+    sync_run: pl.DataFrame,
+    raw_responses: pl.DataFrame | None,
+) -> None:
+    """Keep what a run that loaded nothing leaves for diagnosis (held or failed): its
+    finch_sync_runs row and its raw responses. Every other table stays as it was."""
+    run_id = sync_run["run_id"][0]
+    if raw_responses is not None:
+        rows = run_records.conform_raw_responses(run_id, raw_responses)
+        run_records.replace_raw_responses(connection, tables[RAW_RESPONSES], run_id, rows)
+    _replace_run_rows(connection, tables[SYNC_RUNS], run_id, sync_run)
 
 
 _SNAPSHOT_SOURCE = "_wh_snapshot"

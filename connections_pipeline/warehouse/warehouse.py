@@ -1,7 +1,9 @@
 """The `Warehouse` facade: one object per warehouse URL and schema."""
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
@@ -10,8 +12,10 @@ from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
     CONNECTIONS,
+    LOADED_STATUSES,
     PRIMARY_KEYS,
     RAW_RESPONSES,
+    SYNC_RUNS,
     TOKENS,
     columns_of,
     polars_schema,
@@ -22,7 +26,13 @@ from connections_pipeline.warehouse.engine import (
     parse_warehouse_url,
     safe_url,
 )
-from connections_pipeline.warehouse.load import LoadSummary, RunLoad, load_run
+from connections_pipeline.warehouse.load import (
+    LoadSummary,
+    RunLoad,
+    load_run,
+    record_unloaded_run,
+    sync_run_frame,
+)
 from connections_pipeline.warehouse.tables import (
     DEFAULT_SCHEMA,
     build_metadata,
@@ -133,6 +143,32 @@ class Warehouse:
         """Load one run's frames in one transaction (see `load.load_run`)."""
         with self._connect(transaction=True) as connection:
             return load_run(connection, self.tables, run)
+
+    def record_unloaded_run(
+        self,
+        run_id: str,
+        as_of: dt.datetime,
+        sync_run: Mapping[str, Any],
+        raw_responses: pl.DataFrame | None = None,
+    ) -> None:
+        """Record a run that loads no snapshot (held or failed), in one transaction: its
+        finch_sync_runs row and raw responses; every other table stays as it was."""
+        row = sync_run_frame(run_id, as_of, sync_run)
+        with self._connect(transaction=True) as connection:
+            record_unloaded_run(connection, self.tables, row, raw_responses)
+
+    def latest_loaded_run(self) -> dict[str, Any] | None:
+        """The finch_sync_runs row of the run whose snapshot finch_connections holds: the
+        last run that loaded one (`success` or `partial`). None before any."""
+        table = self.table(SYNC_RUNS)
+        query = (
+            sa.select(table)
+            .where(table.c.status.in_(LOADED_STATUSES))
+            .order_by(table.c.finished_at.desc().nulls_last(), table.c.as_of.desc())
+            .limit(1)
+        )
+        rows = self._read(query, polars_schema(SYNC_RUNS))
+        return rows.row(0, named=True) if rows.height else None
 
     def _read(self, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
         with self._connect(transaction=False) as connection:

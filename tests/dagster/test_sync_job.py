@@ -9,11 +9,18 @@ import yaml
 
 from connections_pipeline.assets.sync import sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME, defs
-from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
+from connections_pipeline.resources import (
+    FinchResource,
+    SyncGuardResource,
+    TokenSourceResource,
+    WarehouseResource,
+)
 from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).parents[2] / "examples"
+# These runs fail on their settings before any request: no Finch needs to answer.
+UNUSED_FINCH = "http://127.0.0.1:9"
 
 
 def _resources(tmp_path: Path, seed: int = 31) -> dict:
@@ -21,6 +28,7 @@ def _resources(tmp_path: Path, seed: int = 31) -> dict:
         "finch": FinchResource(sandbox_seed=seed, sandbox_connections=60),
         "token_source": TokenSourceResource(),
         "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'wh.duckdb'}"),
+        "sync_guard": SyncGuardResource(),
     }
 
 
@@ -86,6 +94,7 @@ def test_sync_job_runs_on_the_example_postgres_instance_storage(
 def test_unreachable_warehouse_fails_before_reading_tokens(tmp_path: Path) -> None:
     resources = _resources(tmp_path)
     resources["warehouse"] = WarehouseResource(url="postgresql+psycopg://app:pw123@127.0.0.1:1/db")
+    resources["finch"] = FinchResource(base_url=UNUSED_FINCH)
     resources["token_source"] = TokenSourceResource(tokens_file=str(tmp_path / "absent.jsonl"))
     result = dg.materialize([sync_finch_connections], resources=resources, raise_on_error=False)
     assert not result.success
@@ -113,6 +122,7 @@ def test_token_query_without_token_column_fails_before_any_write(tmp_path: Path)
         connection.execute(sa.text("insert into creds values ('abc')"))
     engine.dispose()
     resources = _resources(tmp_path)
+    resources["finch"] = FinchResource(base_url=UNUSED_FINCH)
     resources["token_source"] = TokenSourceResource(
         tokens_url=f"sqlite:///{database}", tokens_query="select token from creds"
     )

@@ -45,6 +45,7 @@ from connections_pipeline.partitions import CONNECTION_STATES, all_states_tags
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
 )
@@ -700,6 +701,7 @@ def test_sync_failure_hides_a_warehouse_password_given_as_a_query_parameter(
         "warehouse": WarehouseResource(
             url=f"postgresql+psycopg://app@127.0.0.1:1/wh?password={SECRET}"
         ),
+        "sync_guard": SyncGuardResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(

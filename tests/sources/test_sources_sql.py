@@ -61,18 +61,25 @@ def test_postgres_query_yields_tokens_with_hints(pg_tokens: tuple[str, str, list
     url, table, (a, b, c) = pg_tokens
     batch = read_token_query(url, _query(table))
 
-    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a), fingerprint(b), fingerprint(c)]
-    first, second, third = batch.tokens
-    assert first.access_token == a
-    # The duplicate row of token a came last: one token, with the last row's hints.
-    assert (first.connection_id, first.issued_at) == ("conn-a-again", None)
+    # Token a is listed twice with different connection ids: which is right cannot be known,
+    # so neither row is used and both are reported.
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(b), fingerprint(c)]
+    second, third = batch.tokens
     assert (second.connection_id, second.disconnected) == (None, True)
     assert second.issued_at == dt.datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert (third.connection_id, third.disconnected, third.issued_at) == ("conn-c", False, None)
+    conflict = (
+        "the same access_token is listed 2 times with different connection_id, disconnected "
+        "or issued_at (CONNECTIONS_TOKENS_QUERY row 1, CONNECTIONS_TOKENS_QUERY row 6); "
+        "none of them is used"
+    )
     assert batch.skipped_rows == [
         "CONNECTIONS_TOKENS_QUERY row 4: empty access_token",
         "CONNECTIONS_TOKENS_QUERY row 5: empty access_token",
+        f"CONNECTIONS_TOKENS_QUERY row 1: {conflict}",
+        f"CONNECTIONS_TOKENS_QUERY row 6: {conflict}",
     ]
+    assert batch.rejected["record_key"].to_list()[2:] == [fingerprint(a)] * 2
     assert batch.sessions == []
     assert_no_token_in(repr(batch), a, b, c)
 
@@ -91,7 +98,8 @@ def test_postgres_sessions_query(pg_tokens: tuple[str, str, list[str]]) -> None:
             "created_at": dt.datetime(2026, 3, 1, 10, tzinfo=UTC),
         }
     ]
-    assert len(batch.tokens) == 3
+    assert batch.session_locations == ["CONNECTIONS_SESSIONS_QUERY row 1"]
+    assert len(batch.tokens) == 2
 
 
 def test_postgres_uuid_tokens(postgres_url: str) -> None:

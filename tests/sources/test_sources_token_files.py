@@ -113,10 +113,11 @@ def test_empty_token_rows_are_skipped_and_reported(tmp_path: Path) -> None:
     batch = read_token_file(path)
     assert [t.fingerprint for t in batch.tokens] == [fingerprint(a)]
     assert batch.skipped_rows == [
-        f"{SETTING} row 1: empty access_token",
-        f"{SETTING} row 3: empty access_token",
-        f"{SETTING} row 4: empty access_token",
+        f"{SETTING} {path} line 1: empty access_token",
+        f"{SETTING} {path} line 3: empty access_token",
+        f"{SETTING} {path} line 4: empty access_token",
     ]
+    assert set(batch.rejected["record_kind"]) == {"token_source_row"}
 
 
 def test_empty_csv_cells_and_short_rows_are_skipped_and_reported(tmp_path: Path) -> None:
@@ -126,8 +127,8 @@ def test_empty_csv_cells_and_short_rows_are_skipped_and_reported(tmp_path: Path)
     batch = read_token_file(str(path))
     assert [t.fingerprint for t in batch.tokens] == [fingerprint(a)]
     assert batch.skipped_rows == [
-        f"{SETTING} row 1: empty access_token",
-        f"{SETTING} row 2: empty access_token",
+        f"{SETTING} {path} line 2: empty access_token",
+        f"{SETTING} {path} line 3: empty access_token",
     ]
 
 
@@ -140,18 +141,44 @@ def test_blank_jsonl_lines_are_ignored(tmp_path: Path) -> None:
     assert batch.skipped_rows == []
 
 
-def test_duplicate_tokens_are_deduplicated_keeping_the_last_hints(tmp_path: Path) -> None:
+def test_identical_duplicate_tokens_collapse_with_a_count(tmp_path: Path) -> None:
+    a, b = make_token("a"), make_token("b")
+    path = _jsonl(
+        tmp_path / "t.jsonl",
+        {"access_token": a, "connection_id": "conn-a"},
+        {"access_token": b},
+        {"access_token": f"  {a} ", "connection_id": "conn-a"},
+        {"access_token": a, "connection_id": " conn-a "},
+    )
+    batch = read_token_file(path)
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a), fingerprint(b)]
+    assert batch.tokens[0].connection_id == "conn-a"
+    assert batch.tokens[0].access_token == a
+    assert batch.duplicate_rows == 2
+    assert batch.skipped_rows == []
+
+
+def test_conflicting_duplicates_of_one_token_are_all_rejected(tmp_path: Path) -> None:
+    # Regression: the last row won, so a token listed under 13 connection ids made up 12
+    # connections that do not exist once it answered 401.
     a, b = make_token("a"), make_token("b")
     path = _jsonl(
         tmp_path / "t.jsonl",
         {"access_token": a, "connection_id": "conn-old"},
-        {"access_token": b},
-        {"access_token": f"  {a} ", "connection_id": "conn-new"},
+        {"access_token": b, "connection_id": "conn-b"},
+        {"access_token": a, "connection_id": "conn-new"},
     )
     batch = read_token_file(path)
-    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a), fingerprint(b)]
-    assert batch.tokens[0].connection_id == "conn-new"
-    assert batch.tokens[0].access_token == a
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(b)]
+    assert batch.rejected["record_key"].to_list() == [fingerprint(a), fingerprint(a)]
+    reasons = batch.skipped_rows
+    assert reasons[0].startswith(f"{SETTING} {path} line 1: the same access_token is listed 2")
+    assert f"line 1, {SETTING} {path} line 3" in reasons[0]
+    assert reasons[1].startswith(f"{SETTING} {path} line 3: ")
+    payloads = [json.loads(text) for text in batch.rejected["payload"]]
+    assert [p["connection_id"] for p in payloads] == ["conn-old", "conn-new"]
+    assert all(p["token_fingerprint"] == fingerprint(a) for p in payloads)
+    assert_no_token_in(repr(batch.rejected.rows()), a, b)
 
 
 def test_missing_file_names_the_setting(tmp_path: Path) -> None:
@@ -181,38 +208,87 @@ def test_empty_csv_has_no_access_token_column(tmp_path: Path) -> None:
         read_token_file(str(path))
 
 
-def test_jsonl_row_without_an_access_token_field(tmp_path: Path) -> None:
+def test_jsonl_row_without_an_access_token_field_costs_that_row(tmp_path: Path) -> None:
     a, b = make_token("a"), make_token("b")
     path = _jsonl(tmp_path / "t.jsonl", {"access_token": a}, {"token": b, "connection_id": "c"})
-    with pytest.raises(
-        TokenSourceError, match=rf"^{SETTING}: row 2 has no access_token field"
-    ) as e:
-        read_token_file(path)
-    assert_no_token_in(str(e.value), a, b)
+    batch = read_token_file(path)
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a)]
+    assert batch.skipped_rows == [f"{SETTING} {path} line 2: no access_token field"]
+    # A field named like a secret is left out of the stored payload.
+    assert json.loads(batch.rejected["payload"][0]) == {"connection_id": "c"}
+    assert_no_token_in(repr(batch.rejected.rows()), a, b)
 
 
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"access_token": "{token}"', "line 2 is not JSON"),
-        ("{token}", "line 2 is not JSON"),
-        ('"{token}"', "line 2 is not a JSON object"),
-        ('["{token}"]', "line 2 is not a JSON object"),
+        ('{"access_token": "{token}"', "line 2: not JSON"),
+        ("{token}", "line 2: not JSON"),
+        ('"{token}"', "line 2: not a JSON object"),
+        ('["{token}"]', "line 2: not a JSON object"),
     ],
 )
-def test_invalid_jsonl_line_names_the_line_and_not_the_token(
+def test_invalid_jsonl_line_costs_that_line_and_names_it_not_the_token(
     tmp_path: Path, line: str, message: str
 ) -> None:
-    a, b = make_token("a"), make_token("b")
+    a, b, c = make_token("a"), make_token("b"), make_token("c")
     path = tmp_path / "t.jsonl"
     path.write_text(
-        json.dumps({"access_token": a}) + "\n" + line.replace("{token}", b) + "\n",
+        json.dumps({"access_token": a})
+        + "\n"
+        + line.replace("{token}", b)
+        + "\n"
+        + json.dumps({"access_token": c})
+        + "\n",
         encoding="utf-8",
     )
-    with pytest.raises(TokenSourceError, match=rf"^{SETTING}: {message}") as e:
-        read_token_file(str(path))
-    assert_no_token_in(str(e.value), a, b)
-    assert_no_token_in(repr(e.value), a, b)
+    batch = read_token_file(str(path))
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a), fingerprint(c)]
+    [reason] = batch.skipped_rows
+    assert reason.startswith(f"{SETTING} {path} {message}")
+    assert batch.rejected["payload"].to_list() == [None]
+    assert_no_token_in(repr(batch.rejected.rows()), a, b, c)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["tok\u0000nul", "tok with space", "tok\r\ninjected: yes", "tök-non-ascii", "tok\t"],
+)
+def test_a_token_no_http_header_can_carry_costs_its_row(tmp_path: Path, bad: str) -> None:
+    # Regression: one token with a NUL failed the whole run, naming neither file nor line.
+    a = make_token("a")
+    bad_token = bad + make_token("x")
+    path = _jsonl(tmp_path / "t.jsonl", {"access_token": bad_token}, {"access_token": a})
+    batch = read_token_file(path)
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a)]
+    [reason] = batch.skipped_rows
+    assert reason.startswith(f"{SETTING} {path} line 1: access_token holds characters")
+    assert batch.rejected["record_key"].to_list() == [fingerprint(bad_token.strip())]
+    assert_no_token_in(repr(batch.rejected.rows()), bad_token.strip(), a)
+
+
+def test_a_line_that_is_not_utf8_costs_that_line(tmp_path: Path) -> None:
+    a = make_token("a")
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(
+        b'{"access_token": "tok-\xff\xfe"}\n' + json.dumps({"access_token": a}).encode()
+    )
+    batch = read_token_file(str(path))
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(a)]
+    assert batch.skipped_rows == [f"{SETTING} {path} line 1: the line is not valid UTF-8"]
+
+
+def test_an_unparseable_issue_time_costs_its_row_without_echoing_it(tmp_path: Path) -> None:
+    a, b = make_token("a"), make_token("b")
+    path = _csv(
+        tmp_path / "t.csv",
+        ["access_token", "connection_id", "issued_at"],
+        [a, "conn-a", "31/02/2026"],
+        [b, "conn-b", "2026-03-01T10:00:00Z"],
+    )
+    batch = read_token_file(path)
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(b)]
+    assert batch.skipped_rows == [f"{SETTING} {path} line 2: issued_at is not an ISO 8601 time"]
 
 
 def test_a_custom_setting_name_is_used_in_errors(tmp_path: Path) -> None:
@@ -279,8 +355,9 @@ def test_disconnected_flag_parsing(value: object, expected: bool) -> None:
         ("2026-03-01T10:00:00", dt.datetime(2026, 3, 1, 10, tzinfo=UTC)),
         ("2026-03-01T12:00:00+02:00", dt.datetime(2026, 3, 1, 10, tzinfo=UTC)),
         (dt.datetime(2026, 3, 1, 10), dt.datetime(2026, 3, 1, 10, tzinfo=UTC)),
-        ("not a time", None),
         ("", None),
+        ("  ", None),
+        (None, None),
     ],
 )
 def test_issued_at_parsing(value: object, expected: dt.datetime | None) -> None:

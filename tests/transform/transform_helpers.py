@@ -15,6 +15,7 @@ from finch.types.jobs import AutomatedListResponse
 
 from connections_pipeline.resources.token_source import TOKEN_FRAME_SCHEMA
 from connections_pipeline.sync.extract import RAW_SCHEMA
+from connections_pipeline.transform.guards import Application
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
@@ -281,6 +282,7 @@ def previous_row(key: str, **overrides: Any) -> dict[str, Any]:
         "first_seen_at": at(-24 * 60),
         "last_seen_at": at(-24),
         "company_fetched_at": at(-24),
+        "stale": False,
         "run_id": "run-earlier",
     }
     row.update(overrides)
@@ -341,6 +343,7 @@ def snapshot(
     prior_tokens: pl.DataFrame | None = None,
     ledger: pl.DataFrame | None = None,
     as_of: dt.datetime = T0,
+    application: Application | None = None,
 ) -> Snapshot:
     """build_snapshot over the given raw rows; every introspected token is in the source."""
     raw = raw_frame(*raw_rows)
@@ -358,6 +361,7 @@ def snapshot(
             previous=prior if prior is not None else previous(),
             previous_tokens=prior_tokens if prior_tokens is not None else previous_tokens(),
             sessions=ledger if ledger is not None else sessions(),
+            application=application or Application(),
         ),
         COLUMNS,
     )

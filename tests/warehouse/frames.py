@@ -60,6 +60,7 @@ def connection_row(key: str, **overrides: object) -> dict:
         "disconnected_at": None,
         "company_fetched_at": at(-2),
         "last_error": None,
+        "stale": False,
     }
     row.update(overrides)
     return row

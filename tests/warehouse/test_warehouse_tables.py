@@ -26,7 +26,7 @@ EXPECTED_CONNECTION_COLUMNS = [
     "needs_action", "last_synced_at", "connection_type", "expected_refresh_hours",
     "sync_overdue", "connected_at", "provider_id", "provider_name", "products",
     "session_expires_at", "token_count", "working_token_fingerprint", "first_seen_at",
-    "last_seen_at", "disconnected_at", "company_fetched_at", "last_error", "run_id",
+    "last_seen_at", "disconnected_at", "company_fetched_at", "last_error", "stale", "run_id",
 ]  # fmt: skip
 
 
@@ -39,7 +39,7 @@ def test_connection_columns_are_the_documented_ones() -> None:
     not_null = {column.name for column in CONNECTIONS_COLUMNS if not column.nullable}
     assert not_null == {
         "connection_key", "state", "needs_action", "sync_overdue", "first_seen_at",
-        "last_seen_at", "run_id",
+        "last_seen_at", "stale", "run_id",
     }  # fmt: skip
 
 
