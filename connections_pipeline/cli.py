@@ -125,8 +125,6 @@ EXIT_FAILED, EXIT_SETTING, EXIT_HELD = 1, 2, 3
 def _run_sync(args: argparse.Namespace) -> int:
     # Runs land in a local Dagster instance (SQLite) that `dagster dev` can show later.
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME.resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # default SQLite storage, said explicitly
     import dagster as dg
 
     from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
@@ -137,9 +135,11 @@ def _run_sync(args: argparse.Namespace) -> int:
     try:
         definitions = defs()
     except SettingError as exc:
-        # Refused before any run starts: nothing is read or written.
+        # Refused before any run starts: nothing is read or written, not even a folder.
         print(f"run: {_scrubbed(str(exc))}", file=sys.stderr)
         return EXIT_SETTING
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # default SQLite storage, said explicitly
     log_file = run_log.start(home)
     job = definitions.resolve_job_def(SYNC_JOB_NAME)
     export_job = definitions.resolve_job_def(EXPORT_JOB_NAME)
@@ -180,8 +180,10 @@ def _failed(what: str, result: Any, log_file: Path) -> int:
     from connections_pipeline.assets.sync import FAILURE_CAUSE, HELD_CAUSE, SETTING_CAUSE
 
     cause, message = run_log.failure_of(result, FAILURE_CAUSE)
-    print(f"run: {what} {result.run_id} failed: {_scrubbed(message)}", file=sys.stderr)
-    print(f"run: details in {log_file}", file=sys.stderr)
+    print(
+        f"run: {what} {result.run_id} failed: {_scrubbed(message)} (log: {log_file})",
+        file=sys.stderr,
+    )
     return {SETTING_CAUSE: EXIT_SETTING, HELD_CAUSE: EXIT_HELD}.get(cause, EXIT_FAILED)
 
 

@@ -1,6 +1,7 @@
 """The one `Definitions` of the code location: assets, checks, jobs, schedules, resources."""
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 
@@ -13,7 +14,7 @@ from connections_pipeline.assets.connect_links import (
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.sensors import export_after_sync_sensor
-from connections_pipeline.settings import build_resources, sync_cron
+from connections_pipeline.settings import build_resources, freshness_hours, sync_cron
 
 SYNC_JOB_NAME = "sync_connections"
 EXPORT_JOB_NAME = "export_connections_csv"
@@ -36,7 +37,7 @@ def defs() -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[
-            sync_finch_connections,
+            with_freshness_policy(sync_finch_connections, _sync_freshness(env)),
             finch_connections_csv,
             finch_reauth_queue,
             *bi_model_assets(),
@@ -53,4 +54,27 @@ def defs() -> dg.Definitions:
         ],
         sensors=[export_after_sync_sensor(sync_job, export_job)],
         resources=build_resources(env),
+    )
+
+
+# The table people read: it must not silently stop moving.
+FRESHNESS_CHECKED = dg.AssetKey("finch_connections")
+
+
+def with_freshness_policy(
+    assets: dg.AssetsDefinition, policy: dg.FreshnessPolicy
+) -> dg.AssetsDefinition:
+    return assets.map_asset_specs(
+        lambda spec: (
+            dg.apply_freshness_policy(spec, policy) if spec.key == FRESHNESS_CHECKED else spec
+        )
+    )
+
+
+def _sync_freshness(env: dict[str, str]) -> dg.FreshnessPolicy:
+    """Warn once the last successful sync is older than the schedule allows
+    (CONNECTIONS_FRESHNESS_HOURS), fail once it is twice that old."""
+    hours = freshness_hours(env)
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=2 * hours), warn_window=timedelta(hours=hours)
     )

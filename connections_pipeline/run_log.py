@@ -13,15 +13,22 @@ LOG_FILE = Path("connections-pipeline.log")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _RunLogHandler(logging.FileHandler):
+    """The file handler `start` installs; one at a time."""
+
+
 def start(home: Path) -> Path:
     """Send Python log records (the Finch client's warnings, say) to the log file instead of
     the terminal; returns the file's absolute path."""
     path = (home / LOG_FILE).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RunLogHandler)]:
+        root.removeHandler(old)
+        old.close()
+    handler = _RunLogHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(logging.INFO)
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
     return path

@@ -45,4 +45,5 @@ def print_exports(result: dg.ExecuteInProcessResult) -> None:
             continue
         rows = metadata["dagster/row_count"].value
         print(f"{state:<14}{rows:>8}  {metadata['path'].value}")
-        print(f"{'':<22}  {metadata['latest_path'].value}")
+        latest = metadata["latest_path"]
+        print(f"{'':<22}  {getattr(latest, 'value', latest)}")

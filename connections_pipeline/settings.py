@@ -34,6 +34,9 @@ from connections_pipeline.warehouse.engine import (
 )
 
 DEFAULT_SYNC_CRON = "0 6 * * *"
+FRESHNESS_SETTING = "CONNECTIONS_FRESHNESS_HOURS"
+# A daily sync, plus two hours for the run itself.
+DEFAULT_FRESHNESS_HOURS = 26.0
 
 # environment variable -> (resource field, default); numbers are parsed where read
 FINCH_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -150,6 +153,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     _check_warehouse(env)
     _check_token_source(env)
     _check_choices(env)
+    freshness_hours(env)
     finch = FinchResource(**_bind(FINCH_SETTINGS, env))
     return {
         "finch": finch,
@@ -162,3 +166,10 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
 
 def sync_cron(env: Mapping[str, str]) -> str:
     return env.get("CONNECTIONS_SYNC_CRON") or DEFAULT_SYNC_CRON
+
+
+def freshness_hours(env: Mapping[str, str]) -> float:
+    """How old `finch_connections` may get before its freshness warns: the sync schedule's
+    interval plus the time a sync takes."""
+    text = env.get(FRESHNESS_SETTING)
+    return float(_number(FRESHNESS_SETTING, text, float)) if text else DEFAULT_FRESHNESS_HOURS

@@ -5,6 +5,7 @@ with days as (
         cast(as_of at time zone 'UTC' as date) as day,
         max(as_of) as as_of
     from finch_sync_runs
+    where status in ('success', 'partial')  -- held and failed runs loaded nothing
     group by cast(as_of at time zone 'UTC' as date)
 )
 select

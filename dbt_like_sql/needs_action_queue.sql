@@ -1,7 +1,8 @@
 -- Live connections that need the employer to act (reauth, error statuses), with how long
 -- they have been in their current state: since the current history version began.
 with latest as (
-    select max(as_of) as as_of from finch_sync_runs
+    -- the newest snapshot loaded; held and failed runs loaded nothing
+    select max(as_of) as as_of from finch_sync_runs where status in ('success', 'partial')
 )
 select
     c.connection_id,

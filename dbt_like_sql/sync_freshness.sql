@@ -1,7 +1,8 @@
 -- Every live connection's last sync against its refresh cadence (24 h Automated, 168 h
 -- Assisted), measured at the newest sync's Finch clock.
 with latest as (
-    select max(as_of) as as_of from finch_sync_runs
+    -- the newest snapshot loaded; held and failed runs loaded nothing
+    select max(as_of) as as_of from finch_sync_runs where status in ('success', 'partial')
 )
 select
     c.connection_id,

@@ -19,6 +19,7 @@ from connections_pipeline.export import (
     StateExport,
     check_options,
     export_state,
+    latest_file_name,
 )
 from connections_pipeline.partitions import connection_state_partitions
 from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
@@ -68,7 +69,8 @@ class CsvExportConfig(dg.Config):
 @dg.asset(
     name=EXPORT_ASSET,
     description="The Dashboard's CSV export of one connection state, written to "
-    "CONNECTIONS_EXPORT_URL as connections_<state>_<date>.csv and connections_<state>_latest.csv.",
+    "CONNECTIONS_EXPORT_URL as `connections_<state>_<date>.csv` (the date of the snapshot) "
+    "and `connections_<state>_latest.csv`.",
     group_name=EXPORT_GROUP,
     kinds={"csv", "python"},
     partitions_def=connection_state_partitions,
@@ -101,6 +103,7 @@ def finch_connections_csv(
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         try:
             current = store.read_current()
+            snapshot = store.latest_loaded_run()
         except WarehouseConnectionError as exc:
             # Retried (the warehouse may be back soon), without the URL's password.
             raise WarehouseConnectionError(_scrubbed(exc, warehouse)) from None
@@ -113,21 +116,44 @@ def finch_connections_csv(
             ) from None
     finally:
         store.dispose()
+    if snapshot is None:
+        raise dg.Failure(
+            description=f"no sync has loaded a snapshot into {CONNECTIONS} yet; run "
+            "sync_connections first",
+            allow_retries=False,
+        )
     exported_at = datetime.now(UTC)
     context.log.info(
-        "Exporting %s from %d rows of %s to %s",
+        "Exporting %s from %d rows of %s (snapshot as of %s, sync %s %s) to %s",
         ", ".join(states),
         current.height,
         CONNECTIONS,
+        snapshot["as_of"].strftime(ISO_8601_UTC),
+        snapshot["run_id"],
+        snapshot["status"],
         destination.display_url,
     )
     for state in states:
-        written = export_state(current, state, options, destination, exported_at)
-        context.log.info(
-            "Wrote %d %s rows to %s and %s", written.rows, state, written.path, written.latest_path
-        )
+        written = export_state(current, state, options, destination, snapshot["as_of"])
+        if written.latest_path is None:
+            context.log.warning(
+                "Wrote %d %s rows to %s; %s holds a later snapshot and was left as it is",
+                written.rows,
+                state,
+                written.path,
+                latest_file_name(state),
+            )
+        else:
+            context.log.info(
+                "Wrote %d %s rows to %s and %s",
+                written.rows,
+                state,
+                written.path,
+                written.latest_path,
+            )
         context.add_asset_metadata(
-            _metadata(written, destination.is_local, options, exported_at), partition_key=state
+            _metadata(written, destination.is_local, options, exported_at, snapshot),
+            partition_key=state,
         )
 
 
@@ -136,13 +162,22 @@ def _scrubbed(exc: Exception, warehouse: WarehouseResource) -> str:
 
 
 def _metadata(
-    written: StateExport, local: bool, options: ExportOptions, exported_at: datetime
+    written: StateExport,
+    local: bool,
+    options: ExportOptions,
+    exported_at: datetime,
+    snapshot: dict[str, Any],
 ) -> dict[str, Any]:
     location = dg.MetadataValue.path if local else dg.MetadataValue.url
+    latest = location(written.latest_path) if written.latest_path else "not replaced"
     return {
         "dagster/row_count": written.rows,
         "path": location(written.path),
-        "latest_path": location(written.latest_path),
+        "latest_path": latest,
+        # Which snapshot the files hold: the sync that loaded it, its Finch clock and status.
+        "snapshot_as_of": snapshot["as_of"].strftime(ISO_8601_UTC),
+        "sync_run_id": snapshot["run_id"],
+        "sync_status": snapshot["status"],
         "exported_at": exported_at.strftime(ISO_8601_UTC),
         "sort": f"{options.sort_by} {'desc' if options.descending else 'asc'}",
         "preview": dg.MetadataValue.md(written.preview),

@@ -73,6 +73,8 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
             "dagster/row_count": connections.height,
             "state_breakdown": state_breakdown(connections),
             "quarantined_rows": result.quarantine.height,
+            "stale_rows": int(connections["stale"].sum()),
+            "sync_status": result.status,
             "as_of": result.as_of.isoformat(),
             "preview": dg.MetadataValue.md(_markdown(preview)),
         },
@@ -80,6 +82,8 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
         "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},
         "finch_sync_runs": {
             "dagster/row_count": 1,
+            "status": result.status,
+            "status_reason": result.sync_run["status_reason"] or "",
             **requests,
             "duration_seconds": round(result.sync_run["duration_seconds"], 2),
             "state_breakdown": state_breakdown(connections),

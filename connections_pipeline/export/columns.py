@@ -28,8 +28,21 @@ ISO_8601_UTC = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def dated_file_name(state: str, day: date) -> str:
-    """`connections_live_2026-11-29.csv`: the export of `state` made on `day` (UTC)."""
+    """`connections_live_2026-11-29.csv`: `state` as the snapshot of `day` (UTC) shows it."""
     return f"connections_{state}_{day.isoformat()}.csv"
+
+
+def dated_file_pattern(state: str) -> str:
+    """A glob matching every dated file of `state`."""
+    return f"connections_{state}_????-??-??.csv"
+
+
+def day_of_dated_file(name: str) -> date | None:
+    """The day in a dated file's name, None for any other name."""
+    try:
+        return date.fromisoformat(name.removesuffix(".csv").rsplit("_", 1)[-1])
+    except ValueError:
+        return None
 
 
 def latest_file_name(state: str) -> str:

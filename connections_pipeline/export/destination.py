@@ -97,6 +97,18 @@ class Destination:
         path = f"{self.root}/{name}"
         return path if self.is_local else redact_url(self.fs.unstrip_protocol(path))
 
+    def names(self, pattern: str) -> list[str]:
+        """Names of the files here matching the glob `pattern`, e.g. `connections_*.csv`."""
+        try:
+            found = self.fs.glob(f"{self.root}/{pattern}")
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise ExportWriteError(
+                f"listing {self.display_url} ({URL_SETTING}) failed: {self._scrub(exc)}"
+            ) from None
+        return sorted(str(path).rsplit("/", 1)[-1] for path in found)
+
     def check(self) -> None:
         """Make sure files can be written here, before anything is exported.
 

@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from connections_pipeline.export.columns import dated_file_name, latest_file_name
+from connections_pipeline.export.columns import (
+    dated_file_name,
+    dated_file_pattern,
+    day_of_dated_file,
+    latest_file_name,
+)
 from connections_pipeline.export.destination import Destination
 from connections_pipeline.export.options import ExportOptions
 from connections_pipeline.export.table import (
@@ -25,7 +30,7 @@ class StateExport:
     state: str
     rows: int
     path: str
-    latest_path: str
+    latest_path: str | None
     preview: str
 
 
@@ -34,26 +39,33 @@ def export_state(
     state: str,
     options: ExportOptions,
     destination: Destination,
-    exported_at: datetime,
+    as_of: datetime,
 ) -> StateExport:
     """Write `connections_<state>_<date>.csv` and `connections_<state>_latest.csv`.
 
-    Both files hold the same bytes; each is replaced atomically (see `destination`).
+    Both files hold the same bytes; each is replaced atomically (see `destination`). The date
+    is the snapshot's (`as_of`), not the export's: an export re-run tomorrow on today's
+    snapshot rewrites today's file. `_latest` is left alone when the destination already
+    holds a dated file of a later snapshot, so an older snapshot never poses as the newest.
 
     Args:
         current: `finch_connections` as `Warehouse.read_current()` returns it.
         state: the partition: `live`, `staged` or `disconnected`.
         options: sort, filters, extra columns and timestamp format.
         destination: where the files go.
-        exported_at: the export run's time; its UTC date names the dated file (a naive
-            time is taken as UTC).
+        as_of: the snapshot's time (Finch's clock of the sync that loaded it); a naive
+            time is taken as UTC.
     """
     header = [name for name, _ in export_columns(options)]
     rows = render_rows(select_rows(current, state, options), options)
     data = encode_csv(header, rows)
-    day = (exported_at if exported_at.tzinfo is None else exported_at.astimezone(UTC)).date()
+    day = (as_of if as_of.tzinfo is None else as_of.astimezone(UTC)).date()
     path = destination.write(dated_file_name(state, day), data)
-    latest_path = destination.write(latest_file_name(state), data)
+    newest = max(
+        filter(None, map(day_of_dated_file, destination.names(dated_file_pattern(state)))),
+        default=day,
+    )
+    latest_path = None if newest > day else destination.write(latest_file_name(state), data)
     return StateExport(
         state=state,
         rows=len(rows),

@@ -1,6 +1,5 @@
 """Each state's CSV, read back with `csv` and with Polars, equals the warehouse's rows."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +17,7 @@ from export_helpers import (
 )
 
 from connections_pipeline.sandbox.names import HOSTILE_COMPANY_NAMES, HOSTILE_CUSTOMER_NAMES
+from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -27,9 +27,9 @@ def test_all_three_states_export_in_one_run_as_the_dashboard_shows_them(
 ) -> None:
     exports = tmp_path / "exports"
     instance = dg.DagsterInstance.ephemeral()
-    before = datetime.now(UTC).date()
+    with Warehouse(synced_warehouse_url) as warehouse:
+        snapshot = warehouse.latest_loaded_run()
     result = materialize_states(resources(synced_warehouse_url, str(exports)), instance=instance)
-    after = datetime.now(UTC).date()
     assert result.success
 
     # One run materialized every state partition.
@@ -41,11 +41,8 @@ def test_all_three_states_export_in_one_run_as_the_dashboard_shows_them(
     for state in STATES:
         expected = [HEADER, *expected_rows(synced_current, state)]
         assert len(expected) > 1, f"the dataset should have {state} rows"
-        [dated] = [
-            exports / f"connections_{state}_{day.isoformat()}.csv"
-            for day in {before, after}
-            if (exports / f"connections_{state}_{day.isoformat()}.csv").exists()
-        ]
+        # Named by the snapshot's date (Finch's clock at the sync), not the export's.
+        dated = exports / f"connections_{state}_{snapshot['as_of'].date().isoformat()}.csv"
         latest = exports / f"connections_{state}_latest.csv"
         assert read_with_csv(dated) == expected
         assert read_with_polars(dated) == expected
@@ -61,6 +58,11 @@ def test_all_three_states_export_in_one_run_as_the_dashboard_shows_them(
         assert partition["dagster/row_count"] == len(expected) - 1
         assert partition["path"] == str(dated)
         assert partition["latest_path"] == str(latest)
+        assert partition["snapshot_as_of"] == snapshot["as_of"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (partition["sync_run_id"], partition["sync_status"]) == (
+            snapshot["run_id"],
+            "success",
+        )
         preview = partition["preview"].splitlines()
         assert preview[0].startswith("| Company Name | Company ID | Connection ID |")
         assert len(preview) == 2 + min(5, len(expected) - 1)

@@ -22,7 +22,7 @@ import polars as pl
 import sqlalchemy as sa
 from hypothesis import strategies as st
 
-from connections_pipeline.resources.token_source import TOKEN_FRAME_SCHEMA
+from connections_pipeline.resources.token_source import REJECTED_SCHEMA, TOKEN_FRAME_SCHEMA
 from connections_pipeline.sync.extract import RAW_SCHEMA
 from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES, _quarantine
 from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
@@ -231,7 +231,10 @@ def run_transform(
     )
     validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
     entity_validation = split_valid(snapshot.entities, EntitiesSchema, "entity_id")
-    quarantine = _quarantine(run_id, as_of, snapshot, validation, entity_validation)
+    no_source_rejects = pl.DataFrame(schema=REJECTED_SCHEMA)
+    quarantine = _quarantine(
+        run_id, as_of, snapshot, validation, entity_validation, no_source_rejects
+    )
     return HostileRun(run_id, as_of, snapshot, validation, entity_validation, quarantine)
 
 

@@ -19,7 +19,7 @@ from sync.sync_helpers import (
 )
 
 from connections_pipeline.sandbox import EndpointFaults
-from connections_pipeline.sync.run import run_sync
+from connections_pipeline.sync.run import SyncHeld, run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +141,10 @@ def test_as_of_stays_finchs_clock_when_calls_time_out(tmp_path: Path, postgres_u
     with served_sandbox(seed=73, connections=20, faults={"introspect": hang}) as served:
         sandbox, finch, source = served
         quick = finch.model_copy(update={"timeout_seconds": TIMEOUT_SECONDS, "max_attempts": 1})
-        result = run_sync("run-1", quick, source, warehouse)
+        # Every token timing out holds the run; its run row and raw responses are kept.
+        with pytest.raises(SyncHeld) as held:
+            run_sync("run-1", quick, source, warehouse)
+        result = held.value.result
         finch_now = sandbox.now
     assert result.request_stats["requests"] > 0
     raw = warehouse.read_raw_responses("run-1")
