@@ -34,7 +34,7 @@ from connections_pipeline.connect_links.request import (
     unknown_ledger_row,
 )
 from connections_pipeline.finch import FinchClient
-from connections_pipeline.finch.errors import FinchCallResult
+from connections_pipeline.finch.errors import MAY_HAVE_TAKEN_EFFECT, FinchCallResult
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.transform.sessions import KIND_CONNECT, KIND_REAUTHENTICATE
 from connections_pipeline.warehouse import CONNECTIONS_HISTORY, Warehouse
@@ -174,6 +174,9 @@ async def _finch_now(client: FinchClient, provider: str | None) -> datetime:
 
 
 def _describe(result: FinchCallResult) -> str:
+    if result.unknown:
+        what = (result.reason or "").removeprefix(MAY_HAVE_TAKEN_EFFECT) or "no answer"
+        return f"{what}, Finch-Request-Id {result.request_id}" if result.request_id else what
     parts = [f"HTTP {result.status_code}" if result.status_code else result.outcome.value]
     for text in (result.error_name, result.reason, result.message):
         if text and not any(text in part for part in parts):

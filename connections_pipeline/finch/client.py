@@ -21,7 +21,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from connections_pipeline.finch.config import FinchClientConfig
-from connections_pipeline.finch.errors import CallOutcome, FinchCallResult, FinchConfigError
+from connections_pipeline.finch.errors import (
+    MAY_HAVE_TAKEN_EFFECT,
+    CallOutcome,
+    FinchCallResult,
+    FinchConfigError,
+)
 from connections_pipeline.finch.fingerprint import token_fingerprint
 from connections_pipeline.finch.pacing import Pacer
 from connections_pipeline.finch.stats import RequestStats
@@ -408,7 +413,7 @@ def _unknown(result: FinchCallResult) -> FinchCallResult:
     reason = result.reason if result.reason != "transient" else None
     detail = result.message or result.error_name or reason or "no usable answer"
     return replace(
-        result, outcome=CallOutcome.UNKNOWN, reason=f"may have taken effect: {status}{detail}"
+        result, outcome=CallOutcome.UNKNOWN, reason=f"{MAY_HAVE_TAKEN_EFFECT}{status}{detail}"
     )
 
 

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+# How the `reason` of an UNKNOWN result starts; what follows says what happened.
+MAY_HAVE_TAKEN_EFFECT = "may have taken effect: "
+
 
 class FinchConfigError(ValueError):
     """A client setting is unusable; raised before any request is sent."""
@@ -30,7 +33,7 @@ class FinchCallResult:
 
     `data` holds the parsed JSON body when `outcome` is OK. For every other outcome the
     Finch error fields (or, for transport failures, a `reason`) say why; for UNKNOWN the
-    `reason` starts with "may have taken effect". No field ever holds an access token or
+    `reason` starts with MAY_HAVE_TAKEN_EFFECT. No field ever holds an access token or
     client secret.
     """
 
