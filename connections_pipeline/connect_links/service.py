@@ -104,7 +104,12 @@ def create_connect_link(
         key = unknown_attempt_key(KIND_CONNECT, request_body(request), attempt.attempted_at)
         row = unknown_ledger_row(request, key, created_at)
         expires_at = row["expires_at"][0]
-        _record(warehouse, row, f"the attempt {key} (outcome unknown)")
+        _record(
+            warehouse,
+            row,
+            f"Finch may have created a Connect link for customer_id {request.customer_id!r} "
+            f"(outcome unknown, attempt {key})",
+        )
         logger.warning(
             "Connect link for customer %s: outcome unknown, recorded as %s (%s)",
             request.customer_id,
@@ -123,7 +128,12 @@ def create_connect_link(
         raise ConnectLinkError(f"Finch did not create the Connect session: {_describe(result)}")
     row = ledger_row(request, result.data, created_at)
     link = row.row(0, named=True)
-    _record(warehouse, row, f"Connect session {link['session_id']} ({link['connect_url']})")
+    _record(
+        warehouse,
+        row,
+        f"Finch created Connect session {link['session_id']} ({link['connect_url']}) for "
+        f"customer_id {request.customer_id!r}",
+    )
     logger.info(
         "Connect session %s created for customer %s", link["session_id"], request.customer_id
     )
@@ -143,16 +153,16 @@ async def _create(
     return _Attempt(result, now, attempted_at)
 
 
-def _record(warehouse: Warehouse, row: pl.DataFrame, what: str) -> None:
-    """Add `row` to the ledger. Finch already holds what it stands for, so a failure here
-    names it: the operator must know a link may exist that the ledger does not show."""
+def _record(warehouse: Warehouse, row: pl.DataFrame, what_finch_holds: str) -> None:
+    """Add `row` to the ledger. Finch already holds (or may hold) the link, so a failure
+    here says so: the operator must know of a link the ledger does not show."""
     try:
         warehouse.import_sessions(row)
     except Exception as exc:
         logger.debug("Ledger write failed", exc_info=True)
         raise ConnectLinkError(
-            f"Finch has (or may have) {what}, but the ledger could not record it: "
-            f"{_first_line(exc)}; record it before creating another link"
+            f"{what_finch_holds}, but the ledger could not record it: {_first_line(exc)}; "
+            "record it before creating another link"
         ) from exc
 
 
@@ -248,7 +258,12 @@ async def _reauthenticate(
                 row = reauth_ledger_row(
                     connection, None, created_at, minutes_to_expire, created_by, attempt_key=key
                 )
-                _record(warehouse, row, f"the attempt {key} (outcome unknown)")
+                _record(
+                    warehouse,
+                    row,
+                    "Finch may have created a reauthentication link for connection "
+                    f"{connection['connection_id']} (outcome unknown, attempt {key})",
+                )
                 outcome.unknown.append(
                     f"{connection['connection_id']}: {_describe(result)}; recorded as {key}, "
                     f"no new attempt before {row['expires_at'][0]:{_TIME}}"
@@ -260,6 +275,11 @@ async def _reauthenticate(
             row = reauth_ledger_row(
                 connection, result.data, created_at, minutes_to_expire, created_by
             )
-            _record(warehouse, row, f"reauthentication session {row['session_id'][0]}")
+            _record(
+                warehouse,
+                row,
+                f"Finch created reauthentication session {row['session_id'][0]} "
+                f"({row['connect_url'][0]}) for connection {connection['connection_id']}",
+            )
             outcome.created.append(row.row(0, named=True))
     return outcome

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from bi_models.bi_model_helpers import materialize_models, read_relation
 
 from connections_pipeline.cli import main
@@ -366,3 +367,43 @@ def test_an_unknown_reauthentication_attempt_is_not_repeated(served_duckdb: Serv
         ours = warehouse.read_sessions().filter(pl.col("created_by") == "reauth_asset")
     assert set(ours["reauth_connection_id"]) == in_reauth
     assert set(ours["status"]) == {"unknown"} and ours["connect_url"].is_null().all()
+
+
+@pytest.mark.parametrize("fault", [None, "dropped"])
+def test_a_link_the_ledger_cannot_record_is_named_in_the_one_line(
+    postgres_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fault: str | None,
+) -> None:
+    schema = f"links_{secrets.token_hex(4)}"
+    with _served(postgres_url, schema, tmp_path, monkeypatch) as served:
+        served.ledger()  # creates the tables
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    f"create function {schema}.refuse() returns trigger language plpgsql as "
+                    "$$ begin raise exception 'the ledger is read-only'; end $$"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    f"create trigger read_only before insert on {schema}.finch_connect_sessions "
+                    f"for each row execute function {schema}.refuse()"
+                )
+            )
+        engine.dispose()
+        served.faults(fault)
+        assert main(_connect_link("cust-read-only")) == 2
+        _, line = _one_line(capsys)
+        [session] = served.finch_sessions("cust-read-only")
+        assert "the ledger could not record it" in line and "the ledger is read-only" in line
+        if fault is None:
+            assert f"Finch created Connect session {session['session_id']}" in line
+            assert session["connect_url"] in line
+        else:
+            assert "Finch may have created a Connect link" in line
+            assert "outcome unknown, attempt unknown-" in line
+        assert served.ledger().height == 0
