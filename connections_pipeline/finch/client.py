@@ -1,6 +1,6 @@
 """Async Finch client: one place that owns auth, pacing, retries and outcome typing.
 
-Reads are retried freely. Creating a Connect session is not idempotent (Finch takes no
+Reads are retried freely. Creating a Connect session is not idempotent (Finch documents no
 idempotency key), so those calls are retried only when the request certainly did not take
 effect: it never left this machine (no connection could be made, or this client held it back)
 or Finch refused it unprocessed (429). Once a request may have reached Finch, a timeout, a
