@@ -1,15 +1,19 @@
 """`connections-pipeline`: the command-line entry point."""
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from connections_pipeline import run_log
 
 DEFAULT_DAGSTER_HOME = Path("data") / "dagster_home"
+logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,21 +67,67 @@ def _add_connect_link(commands: argparse._SubParsersAction) -> None:
     link.add_argument(
         "--force",
         action="store_true",
-        help="create a link even though the customer has an active one",
+        help="create a link even though the customer has an open one, or an attempt whose "
+        "outcome is unknown",
     )
     link.set_defaults(handler=_connect_link)
+    _refuse_in_one_line(link, "connect-link")
+
+
+def _refuse_in_one_line(parser: argparse.ArgumentParser, name: str) -> None:
+    """Make `parser` report a bad or unknown argument as one line on stderr, exit 2, like
+    every other refusal of the command (argparse would print its usage block first)."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(2, f"{name}: {_one_line(message)}\n")
+
+    parse_known_args = parser.parse_known_args
+
+    def parse_all_known(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.error = error  # type: ignore[method-assign]
+    parser.parse_known_args = parse_all_known  # type: ignore[method-assign]
 
 
 def _connect_link(args: argparse.Namespace) -> int:
+    """Create one link; every refusal or failure is one line on stderr and exit 2.
+
+    The traceback of an unexpected error goes to this module's logger at DEBUG only,
+    scrubbed of the settings' secrets like the line itself.
+    """
+    try:
+        with _quiet_library_logs():
+            link = _create_link(args)
+    except Exception as exc:
+        from connections_pipeline.connect_links import ConnectLinkError
+        from connections_pipeline.finch import FinchConfigError
+        from connections_pipeline.warehouse import WarehouseConnectionError
+
+        logger.debug(
+            "connect-link failed:\n%s", _scrubbed("".join(traceback.format_exception(exc)))
+        )
+        # ValueError covers SettingError and an unusable warehouse URL or schema.
+        known = (ConnectLinkError, FinchConfigError, WarehouseConnectionError, ValueError)
+        reason = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
+        print(f"connect-link: {_one_line(_scrubbed(reason))}", file=sys.stderr)
+        return 2
+    print(link.connect_url)
+    return 0
+
+
+def _create_link(args: argparse.Namespace) -> Any:
     from connections_pipeline.connect_links import (
-        ConnectLinkError,
         ConnectLinkRequest,
         create_connect_link,
         parse_products,
     )
-    from connections_pipeline.finch import FinchConfigError
-    from connections_pipeline.settings import SettingError, build_resources
-    from connections_pipeline.warehouse import WarehouseConnectionError
+    from connections_pipeline.settings import build_resources
 
     request = ConnectLinkRequest(
         customer_id=args.customer_id,
@@ -93,19 +143,32 @@ def _connect_link(args: argparse.Namespace) -> int:
         force=args.force,
         created_by="cli",
     )
+    resources = build_resources(os.environ)
+    finch = resources["finch"].process_config_and_initialize()
+    warehouse = resources["warehouse"].process_config_and_initialize().open()
     try:
-        resources = build_resources(os.environ)
-        finch = resources["finch"].process_config_and_initialize()
-        warehouse = resources["warehouse"].process_config_and_initialize().open()
-        try:
-            link = create_connect_link(request, finch, warehouse)
-        finally:
-            warehouse.dispose()
-    except (ConnectLinkError, FinchConfigError, SettingError, WarehouseConnectionError) as exc:
-        print(f"connect-link: {_scrubbed(str(exc))}", file=sys.stderr)
-        return 2
-    print(link.connect_url)
-    return 0
+        return create_connect_link(request, finch, warehouse)
+    finally:
+        warehouse.dispose()
+
+
+@contextmanager
+def _quiet_library_logs() -> Iterator[None]:
+    """Keep the pipeline's log records off stderr unless logging was configured: without
+    a handler, Python prints warnings there as extra lines (the reason is in the one line)."""
+    package = logging.getLogger("connections_pipeline")
+    handler = logging.NullHandler()
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+
+
+def _one_line(message: str) -> str:
+    """`message` on one line: a database's multi-line error joined with " | "."""
+    lines = [line.strip() for line in message.splitlines()]
+    return " | ".join(line for line in lines if line) or "failed"
 
 
 def _scrubbed(message: str) -> str:

@@ -67,7 +67,11 @@ def create_connect_session_op(
     finch: FinchResource,
     warehouse: WarehouseResource,
 ) -> str:
-    """Validate, create the session at Finch, record it in `finch_connect_sessions`."""
+    """Validate, create the session at Finch, record it in `finch_connect_sessions`.
+
+    Fails, naming the reason, when nothing was created, and also when the outcome is unknown
+    (Finch may have created the link; the attempt is in the ledger with status `unknown`).
+    """
     request = config.to_request(created_by=f"dagster:{context.run.run_id}")
     try:
         store = warehouse.open()
@@ -137,6 +141,8 @@ def finch_reauth_queue(
         store.dispose()
     for failure in outcome.failed:
         context.log.warning(f"Reauthentication link not created: {failure}")
+    for unknown in outcome.unknown:
+        context.log.warning(f"Reauthentication link of unknown outcome (not retried): {unknown}")
     queue = outcome.queue
     header = list(queue.columns)
     rows = [
@@ -147,13 +153,15 @@ def finch_reauth_queue(
     location = destination.write(REAUTH_QUEUE_CSV, encode_csv(header, rows))
     context.log.info(
         f"Re-auth queue: {queue.height} connection(s), {len(outcome.created)} new link(s), "
-        f"{len(outcome.failed)} failed; CSV at {location}"
+        f"{len(outcome.failed)} failed, {len(outcome.unknown)} of unknown outcome; CSV at "
+        f"{location}"
     )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": queue.height,
             "links_created": len(outcome.created),
             "links_failed": len(outcome.failed),
+            "links_unknown": len(outcome.unknown),
             "csv": location,
             "preview": dg.MetadataValue.md(markdown_preview(header, rows[:10])),
         }

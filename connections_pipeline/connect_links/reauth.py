@@ -7,7 +7,7 @@ from datetime import datetime
 
 import polars as pl
 
-from connections_pipeline.transform.sessions import KIND_REAUTHENTICATE, PENDING
+from connections_pipeline.transform.sessions import KIND_REAUTHENTICATE, PENDING, UNKNOWN
 
 REAUTH_STATUS = "reauth"
 LIVE = "live"
@@ -59,12 +59,25 @@ def open_reauth_links(ledger: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     )
 
 
+def blocking_reauth_attempts(ledger: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """The connections with a reauthentication link that may be open at `as_of`: a pending
+    one, or an attempt of unknown outcome (Finch may have created it) before its would-be
+    expiry."""
+    return ledger.filter(
+        (pl.col("kind") == KIND_REAUTHENTICATE)
+        & pl.col("status").fill_null(PENDING).is_in((PENDING, UNKNOWN))
+        & (pl.col("expires_at") > as_of)
+        & pl.col("reauth_connection_id").is_not_null()
+    ).select(pl.col("reauth_connection_id").alias("connection_id"))
+
+
 def connections_needing_link(
     current: pl.DataFrame, ledger: pl.DataFrame, as_of: datetime
 ) -> pl.DataFrame:
-    """Connections in reauth without an open reauthentication link: at most one each."""
-    open_links = open_reauth_links(ledger, as_of).select("connection_id")
-    return reauth_connections(current).join(open_links, on="connection_id", how="anti")
+    """Connections in reauth without a reauthentication link that may be open: at most one
+    each, and none while an attempt's outcome is unknown."""
+    blocked = blocking_reauth_attempts(ledger, as_of)
+    return reauth_connections(current).join(blocked, on="connection_id", how="anti")
 
 
 def reauth_queue(

@@ -4,9 +4,12 @@ Pure functions (no I/O, no Dagster): everything here runs before any request is 
 bad input is refused without touching Finch or the warehouse.
 """
 
+import hashlib
+import json
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -14,7 +17,12 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from connections_pipeline.transform.sessions import KIND_CONNECT, KIND_REAUTHENTICATE, PENDING
+from connections_pipeline.transform.sessions import (
+    KIND_CONNECT,
+    KIND_REAUTHENTICATE,
+    PENDING,
+    UNKNOWN,
+)
 
 # Finch's product set for Connect sessions.
 PRODUCTS = (
@@ -39,10 +47,31 @@ DEFAULT_MINUTES_TO_EXPIRE = MAX_MINUTES_TO_EXPIRE
 DEFAULT_REAUTH_MINUTES = 43_200
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The ledger key of an attempt whose outcome is unknown: Finch never told us its session id.
+# Finch's session ids are UUIDs, so this prefix can never meet one.
+UNKNOWN_KEY_PREFIX = "unknown-"
+UNKNOWN_KEY_HEX_DIGITS = 32
+# Ledger statuses that stand for a link that may be open: a second link for the same
+# customer (or reauthentication of the same connection) waits until they expire.
+OPEN_STATUSES = (PENDING, UNKNOWN)
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class ConnectLinkError(ValueError):
     """A Connect link cannot be created; the message says why (never with a secret)."""
+
+
+class ConnectLinkOutcomeUnknown(ConnectLinkError):
+    """The request may have created a link at Finch, but no usable answer came back.
+
+    The attempt is in the ledger with status `unknown` under `attempt_key`, and blocks another
+    link for the customer (or connection) until `expires_at` unless forced.
+    """
+
+    def __init__(self, message: str, attempt_key: str, expires_at: datetime) -> None:
+        super().__init__(message)
+        self.attempt_key = attempt_key
+        self.expires_at = expires_at
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,17 @@ class ConnectLinkRequest:
     created_by: str = field(default="cli", compare=False)
 
 
+def customer_key(customer_id: str) -> str:
+    """How the duplicate guard compares customer ids: trimmed and case-folded, so
+    `REDTEAM-1` and ` redteam-1` are one customer."""
+    return customer_id.strip().casefold()
+
+
+def normalized(request: ConnectLinkRequest) -> ConnectLinkRequest:
+    """`request` as it is sent and stored: the customer id trimmed."""
+    return replace(request, customer_id=request.customer_id.strip())
+
+
 def parse_products(text: str | Sequence[str]) -> tuple[str, ...]:
     """`a,b` (or a list) as a tuple of trimmed, non-empty product names, in order."""
     parts = text.split(",") if isinstance(text, str) else list(text)
@@ -75,10 +115,12 @@ def validation_problems(request: ConnectLinkRequest) -> list[str]:
         *_text_problems("customer_id", request.customer_id),
         *_text_problems("customer_name", request.customer_name),
         *_product_problems(request.products),
-        *_redirect_problems(request.redirect_uri),
+        *redirect_uri_problems(request.redirect_uri),
     ]
     email = request.customer_email
-    if email is not None and (len(email) > MAX_TEXT or not _EMAIL.match(email)):
+    if email is not None and (
+        len(email) > MAX_TEXT or not _EMAIL.match(email) or _has_control(email)
+    ):
         problems.append(f"customer_email must be a valid email address, got {email!r}")
     minutes = request.minutes_to_expire
     if minutes is not None and (
@@ -98,6 +140,8 @@ def validation_problems(request: ConnectLinkRequest) -> list[str]:
         problems.append("auth_method needs a provider (Finch's integration.provider)")
     if request.provider is not None and not request.provider.strip():
         problems.append("provider must not be empty")
+    elif request.provider is not None and _has_control(request.provider):
+        problems.append(f"provider must not contain control characters, got {request.provider!r}")
     if request.sandbox is not None and request.sandbox not in SANDBOX_MODES:
         problems.append(
             f"sandbox must be one of {', '.join(SANDBOX_MODES)}, got {request.sandbox!r}"
@@ -124,9 +168,17 @@ def check_provider(provider: str | None, known: Iterable[str]) -> None:
 def _text_problems(name: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not value.strip():
         return [f"{name} is required (1-{MAX_TEXT} characters)"]
-    if len(value) > MAX_TEXT:
-        return [f"{name} must be at most {MAX_TEXT} characters, got {len(value)}"]
+    if len(value.strip()) > MAX_TEXT:
+        return [f"{name} must be at most {MAX_TEXT} characters, got {len(value.strip())}"]
+    if _has_control(value):
+        # A NUL cannot even be stored in PostgreSQL text; none of them belongs in a name.
+        return [f"{name} must not contain control characters, got {value!r}"]
     return []
+
+
+def _has_control(text: str) -> bool:
+    """Whether `text` holds a C0 or C1 control character (TAB, CR, LF, NUL, DEL, U+0085...)."""
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def _product_problems(products: Sequence[str]) -> list[str]:
@@ -138,14 +190,34 @@ def _product_problems(products: Sequence[str]) -> list[str]:
     return []
 
 
-def _redirect_problems(uri: Any) -> list[str]:
+def redirect_uri_problems(uri: Any) -> list[str]:
+    """Finch sends the employer's browser to this URI with the authorization code.
+
+    Checked on the text as given, before parsing: `urlsplit` silently drops TAB, CR and LF
+    and strips leading control characters, so a URI that smuggles them would pass as another.
+    User info (`user:pw@host`) is refused because it hides the real host from a reader
+    (`https://app.example.com@evil.example/`) and puts a password in every browser's history.
+    """
     if not isinstance(uri, str) or not uri.strip():
         return ["redirect_uri is required"]
+    if _has_control(uri):
+        return [
+            "redirect_uri must not contain control characters (CR, LF, TAB, NUL or any "
+            f"other C0/C1 character), got {uri!r}"
+        ]
+    if any(char.isspace() for char in uri):
+        return [f"redirect_uri must not contain whitespace, got {uri!r}"]
     try:
         parts = urlsplit(uri)
         host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
     except ValueError:
         return [f"redirect_uri is not a valid URL: {uri!r}"]
+    if "@" in parts.netloc:
+        shown = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+        return [
+            f"redirect_uri must not carry user info (user:password@) before the host, got {shown!r}"
+        ]
     if parts.scheme not in ("https", "http") or not host:
         return [f"redirect_uri must be an https:// URL, got {uri!r}"]
     if parts.scheme == "http" and host not in LOCAL_HOSTS:
@@ -178,28 +250,66 @@ def request_body(request: ConnectLinkRequest) -> dict[str, Any]:
 
 
 def active_sessions(ledger: pl.DataFrame, customer_id: str, now: datetime) -> pl.DataFrame:
-    """The customer's Connect sessions that are pending and not yet expired at `now`."""
-    return ledger.filter(
+    """The customer's Connect links that may be open at `now`: pending, or of unknown
+    outcome, and not yet (or, if unknown, not yet would-be) expired. Customer ids match
+    trimmed and case-folded; attempts of unknown outcome come first, then the newest."""
+    open_links = ledger.filter(
         (pl.col("kind").fill_null(KIND_CONNECT) == KIND_CONNECT)
-        & (pl.col("customer_id") == customer_id)
-        & (pl.col("status").fill_null(PENDING) == PENDING)
+        & pl.col("status").fill_null(PENDING).is_in(OPEN_STATUSES)
         & (pl.col("expires_at") > now)
+        & pl.col("customer_id").is_not_null()
+    )
+    key = customer_key(customer_id)
+    same = pl.Series(
+        [customer_key(value) == key for value in open_links["customer_id"]], dtype=pl.Boolean
+    )
+    return open_links.filter(same).sort(
+        [pl.col("status") != UNKNOWN, "created_at"], descending=[False, True]
     )
 
 
 def check_no_active_session(ledger: pl.DataFrame, request: ConnectLinkRequest, now: datetime):
-    """Refuse a second active link for one customer unless `force`: two links for one
-    employer end in two connections."""
+    """Refuse a second open link for one customer unless `force`: two links for one
+    employer end in two connections. An attempt of unknown outcome counts as open: Finch may
+    have created that link."""
     if request.force:
         return
     active = active_sessions(ledger, request.customer_id, now)
-    if active.height:
-        row = active.row(0, named=True)
+    if not active.height:
+        return
+    row = active.row(0, named=True)
+    expires = f"{row['expires_at']:{_TIME}}"
+    if row["status"] == UNKNOWN:
         raise ConnectLinkError(
-            f"customer_id {request.customer_id!r} already has an active Connect session "
-            f"{row['session_id']} (expires {row['expires_at']:%Y-%m-%dT%H:%M:%SZ}): "
-            f"{row['connect_url']}; pass force to create another"
+            f"customer_id {request.customer_id!r} has a Connect link attempt of unknown "
+            f"outcome, {row['session_id']} (made {row['created_at']:{_TIME}} for customer_id "
+            f"{row['customer_id']!r}): Finch may have created that link; it blocks another "
+            f"until {expires}; pass force to create another"
         )
+    stored = row["customer_id"]
+    as_stored = "" if stored == request.customer_id else f"customer_id {stored!r}, "
+    raise ConnectLinkError(
+        f"customer_id {request.customer_id!r} already has an active Connect session "
+        f"{row['session_id']} ({as_stored}expires {expires}): {row['connect_url']}; pass "
+        "force to create another"
+    )
+
+
+def unknown_attempt_key(kind: str, body: Mapping[str, Any], attempted_at: datetime) -> str:
+    """The ledger key of an attempt whose outcome is unknown (it has no Finch session id).
+
+    `unknown-` and 32 hex digits of the SHA-256 of the session kind, the request body and the
+    moment of the attempt (UTC, microseconds): fixed once written (a sync never changes it),
+    one per attempt, and never equal to one of Finch's session ids, which are UUIDs.
+    """
+    payload = json.dumps(
+        {"kind": kind, "body": body, "attempted_at": attempted_at.astimezone(UTC).isoformat()},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    return UNKNOWN_KEY_PREFIX + digest[:UNKNOWN_KEY_HEX_DIGITS]
 
 
 def server_time(server_date: str | None, fallback: datetime) -> datetime:
@@ -218,11 +328,31 @@ def ledger_row(
     request: ConnectLinkRequest, response: dict[str, Any], created_at: datetime
 ) -> pl.DataFrame:
     """The ledger row of a session Finch created: every input, the link and its times."""
+    return _connect_row(
+        request, str(response["session_id"]), str(response["connect_url"]), created_at, PENDING
+    )
+
+
+def unknown_ledger_row(
+    request: ConnectLinkRequest, attempt_key: str, attempted_at: datetime
+) -> pl.DataFrame:
+    """The ledger row of an attempt whose outcome is unknown: every input, no link, status
+    `unknown`, and the `expires_at` the link would have if Finch created it."""
+    return _connect_row(request, attempt_key, None, attempted_at, UNKNOWN)
+
+
+def _connect_row(
+    request: ConnectLinkRequest,
+    session_id: str,
+    connect_url: str | None,
+    created_at: datetime,
+    status: str,
+) -> pl.DataFrame:
     minutes = request.minutes_to_expire or DEFAULT_MINUTES_TO_EXPIRE
     return _row(
         {
-            "session_id": str(response["session_id"]),
-            "connect_url": str(response["connect_url"]),
+            "session_id": session_id,
+            "connect_url": connect_url,
             "customer_id": request.customer_id,
             "customer_name": request.customer_name,
             "customer_email": request.customer_email,
@@ -238,22 +368,33 @@ def ledger_row(
             "created_at": created_at,
             "expires_at": created_at + timedelta(minutes=minutes),
             "created_by": request.created_by,
-        }
+        },
+        status,
     )
 
 
 def reauth_ledger_row(
     connection: dict[str, Any],
-    response: dict[str, Any],
+    response: dict[str, Any] | None,
     created_at: datetime,
     minutes_to_expire: int,
     created_by: str,
+    *,
+    attempt_key: str | None = None,
 ) -> pl.DataFrame:
-    """The ledger row of a reauthentication session for one live connection."""
+    """The ledger row of a reauthentication session for one live connection; with
+    `attempt_key` and no `response`, of an attempt whose outcome is unknown."""
+    if response is None:
+        if attempt_key is None:
+            raise ValueError("an attempt of unknown outcome needs its attempt_key")
+        session_id, connect_url, status = attempt_key, None, UNKNOWN
+    else:
+        session_id = str(response["session_id"])
+        connect_url, status = str(response["connect_url"]), PENDING
     return _row(
         {
-            "session_id": str(response["session_id"]),
-            "connect_url": str(response["connect_url"]),
+            "session_id": session_id,
+            "connect_url": connect_url,
             "customer_id": connection.get("customer_id"),
             "customer_name": connection.get("customer_name"),
             "customer_email": connection.get("customer_email"),
@@ -269,12 +410,13 @@ def reauth_ledger_row(
             "created_at": created_at,
             "expires_at": created_at + timedelta(minutes=minutes_to_expire),
             "created_by": created_by,
-        }
+        },
+        status,
     )
 
 
-def _row(values: dict[str, Any]) -> pl.DataFrame:
-    values = {**values, "status": PENDING, "status_updated_at": values["created_at"]}
+def _row(values: dict[str, Any], status: str) -> pl.DataFrame:
+    values = {**values, "status": status, "status_updated_at": values["created_at"]}
     schema = {
         name: pl.Datetime("us", "UTC")
         if name in ("created_at", "expires_at", "status_updated_at")

@@ -1,19 +1,32 @@
-"""Async Finch client: one place that owns auth, pacing, retries and outcome typing."""
+"""Async Finch client: one place that owns auth, pacing, retries and outcome typing.
+
+Reads are retried freely. Creating a Connect session is not idempotent (Finch documents no
+idempotency key), so those calls are retried only when the request certainly did not take
+effect: it never left this machine (no connection could be made, or this client held it back)
+or Finch refused it unprocessed (429). Once a request may have reached Finch, a timeout, a
+dropped connection, a 5xx or an unreadable success body ends the call as `UNKNOWN`.
+"""
 
 import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from connections_pipeline.finch.config import FinchClientConfig
-from connections_pipeline.finch.errors import CallOutcome, FinchCallResult, FinchConfigError
+from connections_pipeline.finch.errors import (
+    MAY_HAVE_TAKEN_EFFECT,
+    CallOutcome,
+    FinchCallResult,
+    FinchConfigError,
+)
 from connections_pipeline.finch.fingerprint import token_fingerprint
 from connections_pipeline.finch.pacing import Pacer
 from connections_pipeline.finch.stats import RequestStats
@@ -33,8 +46,29 @@ REQUIRED_FIELDS: Mapping[str, tuple[str, ...]] = {
     "reauthenticate": ("session_id", "connect_url"),
 }
 INVALID_TOKEN_NAMES = frozenset({"invalid_token_error", "unauthorized_request_error"})
+# Transport errors raised before any byte of a request was written: no connection could be
+# made. Under the aiohttp transport httpx's exception type says little (a connection the
+# server dropped mid-answer surfaces as `ConnectTimeout`, like a refused one), so aiohttp's
+# own exception, the cause, decides there.
+NOT_SENT_AIOHTTP_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+NOT_SENT_HTTPX_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+# Finch's rate limiter answers 429 before the request reaches the API, so a 429 did nothing.
+NOT_PROCESSED_STATUSES = frozenset({429})
 
 ProgressCallback = Callable[[int, int], None]
+
+
+class _Attempt(NamedTuple):
+    """One HTTP attempt's result, and whether the request may have reached Finch (and so,
+    for a call that is not idempotent, may have taken effect)."""
+
+    result: FinchCallResult
+    reached: bool
 
 
 class _Retryable(Exception):
@@ -120,19 +154,30 @@ class FinchClient:
         return await self._call("providers", "GET", "/providers")
 
     async def create_connect_session(self, body: Mapping[str, Any]) -> FinchCallResult:
-        """`POST /connect/sessions` with the application's Basic credentials."""
+        """`POST /connect/sessions` with the application's Basic credentials.
+
+        Not idempotent: every request Finch processes creates another live link. Retried
+        only while the request certainly did not take effect; `UNKNOWN` when it may have.
+        """
         return await self._call(
-            "connect_sessions", "POST", "/connect/sessions", basic_auth=True, json=dict(body)
+            "connect_sessions",
+            "POST",
+            "/connect/sessions",
+            basic_auth=True,
+            json=dict(body),
+            idempotent=False,
         )
 
     async def reauthenticate_session(self, body: Mapping[str, Any]) -> FinchCallResult:
-        """`POST /connect/sessions/reauthenticate` with the application's Basic credentials."""
+        """`POST /connect/sessions/reauthenticate` with the application's Basic credentials;
+        not idempotent, like `create_connect_session`."""
         return await self._call(
             "reauthenticate",
             "POST",
             "/connect/sessions/reauthenticate",
             basic_auth=True,
             json=dict(body),
+            idempotent=False,
         )
 
     async def disconnect(self, access_token: str) -> FinchCallResult:
@@ -157,7 +202,14 @@ class FinchClient:
         basic_auth: bool = False,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        idempotent: bool = True,
     ) -> FinchCallResult:
+        """One logical call: paced attempts, retried while that is safe.
+
+        Args:
+            idempotent: False for calls that must not be repeated once Finch may have acted
+                on them; such a call ends as `UNKNOWN` instead of being retried then.
+        """
         headers = self._auth_headers(access_token, basic_auth)
         attempts = 0
         backoff = self._config.backoff_initial_seconds * self._config.time_scale
@@ -177,8 +229,12 @@ class FinchClient:
                     attempts += 1
                     if attempts > 1:
                         self.stats.retries += 1
-                    result = await self._attempt(endpoint, method, path, headers, params, json)
-                    if result.outcome is CallOutcome.FAILED and result.reason == "transient":
+                    result, reached = await self._attempt(
+                        endpoint, method, path, headers, params, json
+                    )
+                    if not idempotent and reached and _unsettled(result):
+                        result = _unknown(result)
+                    elif result.outcome is CallOutcome.FAILED and result.reason == "transient":
                         raise _Retryable(result)
         except _Retryable as exc:
             result = replace(exc.result, reason=_transient_reason(exc.result))
@@ -195,15 +251,16 @@ class FinchClient:
         headers: Mapping[str, str],
         params: Mapping[str, Any] | None,
         json: Any,
-    ) -> FinchCallResult:
+    ) -> _Attempt:
         async with self._semaphore:
             if self._pacer.ip_blocked:
-                return FinchCallResult(
+                not_sent = FinchCallResult(
                     endpoint=endpoint,
                     outcome=CallOutcome.FAILED,
                     reason="not sent: Finch is blocking this IP (finch_api_ip_rl); more "
                     "requests would only be refused",
                 )
+                return _Attempt(not_sent, reached=False)
             await self._pacer.acquire(ENDPOINT_PRODUCTS.get(endpoint))
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1
@@ -215,17 +272,22 @@ class FinchClient:
                         method, path, headers=headers, params=params, json=json
                     )
             except TimeoutError:
+                # The deadline may have passed at any point, the request sent or not.
                 self.stats.timeouts += 1
-                return _transient(endpoint, f"timed out after {self._config.timeout_seconds}s")
+                timed_out = f"timed out after {self._config.timeout_seconds}s"
+                return _Attempt(_transient(endpoint, timed_out), reached=True)
             except httpx.TimeoutException as exc:
                 # Also raised for a refused connection by the aiohttp transport: say what it was.
                 self.stats.timeouts += 1
-                return _transient(endpoint, f"{type(exc).__name__}: {str(exc)[:200]}")
+                message = f"{type(exc).__name__}: {str(exc)[:200]}"
+                return _Attempt(_transient(endpoint, message), reached=not _never_sent(exc))
             except httpx.TransportError as exc:
                 self.stats.transport_errors += 1
-                return _transient(endpoint, f"connection failed ({type(exc).__name__})")
+                message = f"connection failed ({type(exc).__name__})"
+                return _Attempt(_transient(endpoint, message), reached=not _never_sent(exc))
         self.stats.by_status[str(response.status_code)] += 1
-        return self._classify(endpoint, response)
+        reached = response.status_code not in NOT_PROCESSED_STATUSES
+        return _Attempt(self._classify(endpoint, response), reached=reached)
 
     def _classify(self, endpoint: str, response: httpx.Response) -> FinchCallResult:
         base = FinchCallResult(
@@ -270,11 +332,7 @@ class FinchClient:
     def _auth_headers(self, access_token: str | None, basic_auth: bool) -> dict[str, str]:
         if basic_auth:
             config = self._config
-            if not config.client_id or config.client_secret is None:
-                raise FinchConfigError(
-                    "client_id and client_secret (FINCH_CLIENT_ID, FINCH_CLIENT_SECRET) are "
-                    "required for Connect sessions"
-                )
+            config.check_app_credentials()
             pair = f"{config.client_id}:{config.client_secret.get_secret_value()}"
             return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
         if access_token is None:
@@ -285,7 +343,8 @@ class FinchClient:
     def _log_outcome(self, result: FinchCallResult, access_token: str | None) -> None:
         if result.ok:
             return
-        level = logging.WARNING if result.outcome is CallOutcome.FAILED else logging.INFO
+        failed = result.outcome in (CallOutcome.FAILED, CallOutcome.UNKNOWN)
+        level = logging.WARNING if failed else logging.INFO
         logger.log(
             level,
             "Finch %s for token %s: %s (HTTP %s %s %s, %d attempt(s), Finch-Request-Id %s)",
@@ -329,6 +388,32 @@ def _check_token(access_token: str) -> None:
 def _transient(endpoint: str, message: str) -> FinchCallResult:
     return FinchCallResult(
         endpoint=endpoint, outcome=CallOutcome.FAILED, reason="transient", message=message
+    )
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    """Whether the request certainly never left this machine (see NOT_SENT_*_ERRORS)."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, NOT_SENT_AIOHTTP_ERRORS)
+    return isinstance(exc, NOT_SENT_HTTPX_ERRORS)
+
+
+def _unsettled(result: FinchCallResult) -> bool:
+    """A failure that does not tell whether Finch acted: a transient one (5xx, 408, timeout,
+    dropped connection, malformed body) or a success status whose body cannot be used."""
+    if result.outcome is not CallOutcome.FAILED:
+        return False
+    status = result.status_code
+    return result.reason == "transient" or (status is not None and 200 <= status < 300)
+
+
+def _unknown(result: FinchCallResult) -> FinchCallResult:
+    status = f"HTTP {result.status_code}: " if result.status_code else ""
+    reason = result.reason if result.reason != "transient" else None
+    detail = result.message or result.error_name or reason or "no usable answer"
+    return replace(
+        result, outcome=CallOutcome.UNKNOWN, reason=f"{MAY_HAVE_TAKEN_EFFECT}{status}{detail}"
     )
 
 

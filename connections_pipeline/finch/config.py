@@ -80,6 +80,15 @@ class FinchClientConfig:
         if not self.api_version:
             raise FinchConfigError("api_version must not be empty")
 
+    def check_app_credentials(self) -> None:
+        """Raise FinchConfigError unless the application's Basic credentials are set; the
+        Connect-session calls need them."""
+        if not self.client_id or self.client_secret is None:
+            raise FinchConfigError(
+                "client_id and client_secret (FINCH_CLIENT_ID, FINCH_CLIENT_SECRET) are "
+                "required for Connect sessions"
+            )
+
     @property
     def paced_ip_limit(self) -> int:
         """Requests the client allows itself per IP window, after the safety margin."""

@@ -4,6 +4,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+# How the `reason` of an UNKNOWN result starts; what follows says what happened.
+MAY_HAVE_TAKEN_EFFECT = "may have taken effect: "
+
 
 class FinchConfigError(ValueError):
     """A client setting is unusable; raised before any request is sent."""
@@ -17,6 +20,11 @@ class CallOutcome(StrEnum):
     INVALID_TOKEN = "invalid_token"
     PERMISSION_MISSING = "permission_missing"
     FAILED = "failed"
+    # Only for calls that are not idempotent (creating a Connect session): the request may
+    # have reached Finch and taken effect, but no usable answer came back (a timeout, a
+    # dropped connection, a 5xx, an unreadable success body). Never retried: a retry could
+    # do the same thing twice.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +32,9 @@ class FinchCallResult:
     """The result of one logical call, after pacing and retries.
 
     `data` holds the parsed JSON body when `outcome` is OK. For every other outcome the
-    Finch error fields (or, for transport failures, a `reason`) say why. No field ever holds
-    an access token or client secret.
+    Finch error fields (or, for transport failures, a `reason`) say why; for UNKNOWN the
+    `reason` starts with MAY_HAVE_TAKEN_EFFECT. No field ever holds an access token or
+    client secret.
     """
 
     endpoint: str
@@ -43,3 +52,8 @@ class FinchCallResult:
     @property
     def ok(self) -> bool:
         return self.outcome is CallOutcome.OK
+
+    @property
+    def unknown(self) -> bool:
+        """Whether the call may have taken effect at Finch although it did not answer ok."""
+        return self.outcome is CallOutcome.UNKNOWN

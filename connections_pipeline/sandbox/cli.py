@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--malformed-rate", type=_probability, default=0.0)
     faults.add_argument("--rate-limit-rate", type=_probability, default=0.0)
     faults.add_argument("--extra-fields", action="store_true")
+    faults.add_argument(
+        "--after-effect",
+        action="store_true",
+        help="delays, hangs and 5xx come after the request took effect (Finch did the work, "
+        "the answer was late or lost) instead of before",
+    )
     return parser
 
 
@@ -117,6 +123,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         malformed_rate=args.malformed_rate,
         extra_fields=args.extra_fields,
         rate_limit_rate=args.rate_limit_rate,
+        after_effect=args.after_effect,
     )
     return SandboxConfig(
         seed=args.seed,

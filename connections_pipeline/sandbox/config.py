@@ -58,6 +58,11 @@ class EndpointFaults:
         extra_fields: Add unknown keys to every JSON object of success bodies (forward
             compatibility: Finch may add fields at any time).
         rate_limit_rate: Answer 429 `finch_application_rl` regardless of the real windows.
+        after_effect: Let the request take effect first, then delay (latency, hangs) and
+            answer 5xx: Finch did the work and its answer came late or was lost, as when a
+            gateway times out in front of a slow backend. Off: the delay and the 5xx come
+            before the handler, which then never runs. A 429 always comes first (Finch's
+            rate limiter refuses unprocessed); drops and malformed bodies always come after.
     """
 
     latency_ms: float = 0.0
@@ -69,19 +74,22 @@ class EndpointFaults:
     malformed_rate: float = 0.0
     extra_fields: bool = False
     rate_limit_rate: float = 0.0
+    after_effect: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "latency_jitter_ms", "hang_seconds"):
             _check_non_negative(name, getattr(self, name))
         for name in ("error_rate", "hang_rate", "drop_rate", "malformed_rate", "rate_limit_rate"):
             _check_rate(name, getattr(self, name))
-        if not isinstance(self.extra_fields, bool):
-            raise ValueError(f"extra_fields must be a bool, got {self.extra_fields!r}")
+        for name in ("extra_fields", "after_effect"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     @property
     def active(self) -> bool:
-        """Whether any fault is switched on (lets the request path skip the RNG entirely)."""
-        return any(getattr(self, f.name) for f in fields(self))
+        """Whether any fault is switched on (lets the request path skip the RNG entirely);
+        `after_effect` only says when the others strike."""
+        return any(getattr(self, f.name) for f in fields(self) if f.name != "after_effect")
 
 
 NO_FAULTS = EndpointFaults()

@@ -33,6 +33,7 @@ class FaultPlan:
     drop: bool = False
     malformed: bool = False
     extra_fields: bool = False
+    after_effect: bool = False
 
 
 class FaultInjector:
@@ -70,6 +71,7 @@ class FaultInjector:
             drop=drop,
             malformed=malformed,
             extra_fields=settings.extra_fields,
+            after_effect=settings.after_effect,
         )
 
 

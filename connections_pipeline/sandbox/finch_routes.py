@@ -2,8 +2,9 @@
 
 Every route runs the same gate, in the order a real gateway would: count the request toward
 the client IP's window (refusing it while blocked), require `Finch-API-Version`, apply the
-endpoint's injected faults, and only then run the handler. The handler's answer, or its
-`FinchError`, is rendered once, with a `Finch-Request-Id` and the virtual `Date`.
+endpoint's injected faults, and only then run the handler (with `after_effect`, the delay and
+the 5xx come after it instead). The handler's answer, or its `FinchError`, is rendered once,
+with a `Finch-Request-Id` and the virtual `Date`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.routing import Route
 
 from . import errors, validation
 from .emulator import FinchSandbox
-from .faults import truncate_json, with_extra_fields
+from .faults import FaultPlan, truncate_json, with_extra_fields
 from .providers import PROVIDERS_BODY
 from .rate_limits import APPLICATION_LIMIT
 from .responses import JSON_MEDIA_TYPE, DroppedResponse, dump_json, finch_headers
@@ -45,18 +46,18 @@ async def _gate(sandbox: FinchSandbox, name: str, request: Request, handler: Han
             raise errors.bad_request(f"The Finch-API-Version header must be {API_VERSION}.")
         with sandbox.lock:
             plan = sandbox.faults.plan(name)
-        if plan is not None:
-            if plan.hang:
-                met.append("hang")
-            if plan.delay_seconds:
-                await asyncio.sleep(plan.delay_seconds)
-            if plan.rate_limited:
-                met.append("rate_limited")
-                raise errors.rate_limited(APPLICATION_LIMIT)
-            if plan.error_status is not None:
-                met.append("error")
-                raise errors.server_error(plan.error_status)
+        before = plan is not None and not plan.after_effect
+        if before:
+            await _delay(plan, met)
+        if plan is not None and plan.rate_limited:
+            met.append("rate_limited")
+            raise errors.rate_limited(APPLICATION_LIMIT)
+        if before:
+            _fail(plan, met)
         result = await handler(request)
+        if plan is not None and plan.after_effect:
+            await _delay(plan, met)
+            _fail(plan, met)
         status = 200
         if plan is not None and plan.extra_fields:
             parsed = json.loads(result) if isinstance(result, bytes) else result
@@ -75,6 +76,21 @@ async def _gate(sandbox: FinchSandbox, name: str, request: Request, handler: Han
     if plan is not None and plan.drop:
         return DroppedResponse(body, status, headers, JSON_MEDIA_TYPE)
     return Response(body, status, headers, JSON_MEDIA_TYPE)
+
+
+async def _delay(plan: FaultPlan, met: list[str]) -> None:
+    """The plan's latency and hang, if any."""
+    if plan.hang:
+        met.append("hang")
+    if plan.delay_seconds:
+        await asyncio.sleep(plan.delay_seconds)
+
+
+def _fail(plan: FaultPlan, met: list[str]) -> None:
+    """The plan's 5xx, if any."""
+    if plan.error_status is not None:
+        met.append("error")
+        raise errors.server_error(plan.error_status)
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -4,6 +4,12 @@ Finch has no endpoint that lists sessions, so the ledger is ours; a session's pr
 derived from what the sync sees: `completed` once a connection with the session's
 `customer_id` appears after the session was created, `expired` past `expires_at`, else
 `pending` — and a pending connect session is a Staged row of the Connections page.
+
+`unknown` is an attempt to create a link whose answer was lost (Finch may or may not have
+created it; we never learned a session id or URL). A sync leaves such a row exactly as it
+is: nothing Finch shows can tell whether that link exists, so it is never Staged, never
+completed by a connection and never counted as a created session; it only blocks another
+link for its customer until its would-be `expires_at`.
 """
 
 from datetime import datetime
@@ -13,8 +19,8 @@ import polars as pl
 from connections_pipeline.transform import dashboard_rules as rules
 from connections_pipeline.transform.parse import UTC_DATETIME
 
-PENDING, COMPLETED, EXPIRED = "pending", "completed", "expired"
-SESSION_STATUSES = (PENDING, COMPLETED, EXPIRED)
+PENDING, COMPLETED, EXPIRED, UNKNOWN = "pending", "completed", "expired", "unknown"
+SESSION_STATUSES = (PENDING, COMPLETED, EXPIRED, UNKNOWN)
 KIND_CONNECT, KIND_REAUTHENTICATE = "connect", "reauthenticate"
 
 
@@ -30,7 +36,7 @@ def session_progress(
         pl.coalesce("connected_at", "first_seen_at", now).alias("match_connected_at"),
     ).filter(pl.col("match_customer_id").is_not_null())
     candidates = (
-        sessions.filter(pl.col("kind") == KIND_CONNECT)
+        sessions.filter((pl.col("kind") == KIND_CONNECT) & (pl.col("status") != UNKNOWN))
         .select("session_id", "customer_id", "created_at", "expires_at")
         .join(appeared, left_on="customer_id", right_on="match_customer_id", how="inner")
         .filter(
@@ -49,6 +55,7 @@ def session_progress(
         pl.col("connection_id").alias("linked_connection_id"),
         pl.coalesce("connected_at", "first_seen_at", now).alias("linked_connected_at"),
     ).unique("linked_connection_id", keep="first", maintain_order=True)
+    unknown = (pl.col("status") == UNKNOWN).fill_null(False)
     already = pl.col("status") == COMPLETED
     matched = pl.col("match_connection_id").is_not_null()
     healed = (pl.col("kind") == KIND_REAUTHENTICATE) & pl.col("healed").fill_null(False)
@@ -60,7 +67,9 @@ def session_progress(
         .join(linked, left_on="connection_id", right_on="linked_connection_id", how="left")
         .join(reauth_done, on="reauth_connection_id", how="left")
         .with_columns(
-            pl.when(completed)
+            pl.when(unknown)
+            .then(pl.lit(UNKNOWN))
+            .when(completed)
             .then(pl.lit(COMPLETED))
             .when(pl.col("expires_at") <= now)
             .then(pl.lit(EXPIRED))
@@ -68,7 +77,9 @@ def session_progress(
             .alias("new_status"),
         )
         .with_columns(
-            pl.when(already)
+            pl.when(unknown)
+            .then(pl.lit(None, dtype=pl.String))
+            .when(already)
             .then("connection_id")
             .when(matched)
             .then("match_connection_id")

@@ -172,3 +172,103 @@ def test_reauth_asset_is_opt_in_and_writes_the_queue_csv(env: Path, tmp_path: Pa
     assert [row["connection_id"] for row in rows] == queue["connection_id"].to_list()
     assert all(row["connect_url"].startswith("https://") for row in rows)
     assert {"customer_name", "provider_name", "days_in_reauth"} <= set(rows[0])
+
+
+def _single_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (
+            ["--minutes-to-expire", "soon"],
+            "argument --minutes-to-expire: invalid int value: 'soon'",
+        ),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["stray"], "unrecognized arguments: stray"),
+    ],
+)
+def test_cli_refuses_a_bad_argument_in_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str], args: list[str], reason: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*ARGS, *args])
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert _single_line(captured.err) == f"connect-link: {reason}"
+
+
+def test_cli_names_every_missing_argument_in_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["connect-link", "--customer-id", "x"])
+    assert exited.value.code == 2
+    line = _single_line(capsys.readouterr().err)
+    assert "--customer-name, --products, --redirect-uri" in line
+
+
+def _corrupt_duckdb(path: Path) -> None:
+    path.write_bytes(b"not a duckdb file")
+
+
+def _foreign_ledger(path: Path) -> None:
+    """A ledger table someone else created, with a column of another type."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("create schema finch")
+        connection.execute(
+            "create table finch.finch_connect_sessions (session_id varchar primary key, "
+            "created_at varchar)"
+        )
+        connection.execute("insert into finch.finch_connect_sessions values ('s', 'yesterday')")
+
+
+@pytest.mark.parametrize(
+    ("settings", "prepare", "reason"),
+    [
+        ({"CONNECTIONS_WAREHOUSE_URL": "nope://x"}, None, "CONNECTIONS_WAREHOUSE_URL uses 'nope'"),
+        ({"CONNECTIONS_WAREHOUSE_SCHEMA": "pg_links"}, None, "CONNECTIONS_WAREHOUSE_SCHEMA"),
+        ({"CONNECTIONS_FINCH_TIMEOUT_SECONDS": "soon"}, None, "CONNECTIONS_FINCH_TIMEOUT"),
+        ({"FINCH_BASE_URL": "ftp://finch.example"}, None, "FINCH_BASE_URL"),
+        ({"FINCH_BASE_URL": "http://127.0.0.1:9"}, None, "FINCH_CLIENT_ID, FINCH_CLIENT_SECRET"),
+        (
+            {"CONNECTIONS_WAREHOUSE_URL": "postgresql+psycopg://u:hunter2@127.0.0.1:1/wh"},
+            None,
+            "is unreachable",
+        ),
+        ({}, _corrupt_duckdb, "not a valid DuckDB database file"),
+        # Nothing anticipates this one: it still ends in one line, and the traceback goes
+        # to the DEBUG log only.
+        ({}, _foreign_ledger, "ComputeError"),
+    ],
+)
+def test_cli_refuses_a_bad_setting_in_one_line(
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, str],
+    prepare: object,
+    reason: str,
+) -> None:
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    if prepare is not None:
+        prepare(env)
+    with caplog.at_level("DEBUG", logger="connections_pipeline.cli"):
+        assert main(ARGS) == 2
+    captured = capsys.readouterr()
+    line = _single_line(captured.err)
+    assert captured.out == ""
+    assert line.startswith("connect-link: ") and reason in line
+    assert "hunter2" not in line
+    [logged] = [r for r in caplog.records if r.name == "connections_pipeline.cli"]
+    assert logged.levelname == "DEBUG" and "Traceback" in logged.getMessage()
+    assert "hunter2" not in logged.getMessage()

@@ -87,16 +87,20 @@ def test_second_active_link_for_a_customer_needs_force(tmp_path: Path) -> None:
 
 
 def test_failed_request_leaves_the_ledger_unchanged(tmp_path: Path) -> None:
+    # A 429 is Finch refusing the request unprocessed: retried, and when every attempt is
+    # refused, nothing was created and nothing is recorded. (A 5xx may have taken effect:
+    # see test_link_outcome_unknown.py.)
     finch, _, warehouse = embedded(tmp_path, seed=504)
     create_connect_link(link_request(customer_id="cust-kept"), finch, warehouse)
     before = _ledger_rows(warehouse)
     sandbox = finch.sandbox()
-    sandbox.set_faults({"connect_sessions": EndpointFaults(error_rate=1.0)})
+    sandbox.set_faults({"connect_sessions": EndpointFaults(rate_limit_rate=1.0)})
     try:
         with pytest.raises(ConnectLinkError, match="Finch did not create the Connect session"):
             create_connect_link(link_request(customer_id="cust-failed"), finch, warehouse)
     finally:
         sandbox.set_faults({})
+    assert sandbox.stats()["by_endpoint"]["connect_sessions"]["429"] == finch.max_attempts
     assert _ledger_rows(warehouse) == before
     sessions = {s["customer_id"] for s in sandbox.sessions()}
     assert "cust-failed" not in sessions

@@ -106,6 +106,51 @@ def test_drop_surfaces_as_remote_protocol_error_after_the_side_effect() -> None:
     assert len(sandbox.sessions()) == before + 1
 
 
+def test_error_after_effect_answers_5xx_once_the_session_exists() -> None:
+    sandbox = _faulty({"connect_sessions": EndpointFaults(error_rate=1.0, after_effect=True)})
+    before = len(sandbox.sessions())
+    with api_for(sandbox) as api:
+        for _ in range(3):
+            response = api.post("/connect/sessions", basic=True, json=SESSION_BODY)
+            assert_finch_error(response, response.status_code, "server_error")
+    assert len(sandbox.sessions()) == before + 3
+    assert sandbox.stats()["faults"] == {"error": 3}
+
+
+def test_hang_after_effect_creates_the_session_then_runs_past_the_timeout() -> None:
+    faults = EndpointFaults(hang_rate=1.0, hang_seconds=5.0, after_effect=True)
+    sandbox = _faulty({"connect_sessions": faults})
+    before = len(sandbox.sessions())
+    with api_for(sandbox, timeout=0.2) as api, pytest.raises(httpx.ReadTimeout):
+        api.post("/connect/sessions", basic=True, json=SESSION_BODY)
+    assert len(sandbox.sessions()) == before + 1
+
+
+def test_hang_before_effect_leaves_no_session_behind() -> None:
+    faults = EndpointFaults(hang_rate=1.0, hang_seconds=5.0)
+    sandbox = _faulty({"connect_sessions": faults})
+    before = len(sandbox.sessions())
+    with api_for(sandbox, timeout=0.2) as api, pytest.raises(httpx.ReadTimeout):
+        api.post("/connect/sessions", basic=True, json=SESSION_BODY)
+    assert len(sandbox.sessions()) == before
+
+
+def test_a_429_comes_before_the_effect_even_after_effect() -> None:
+    faults = EndpointFaults(rate_limit_rate=1.0, error_rate=1.0, after_effect=True)
+    sandbox = _faulty({"connect_sessions": faults})
+    before = len(sandbox.sessions())
+    with api_for(sandbox) as api:
+        response = api.post("/connect/sessions", basic=True, json=SESSION_BODY)
+        assert_finch_error(response, 429, "rate_limit_exceeded_error", "finch_application_rl")
+    assert len(sandbox.sessions()) == before
+
+
+def test_after_effect_alone_injects_nothing() -> None:
+    assert not EndpointFaults(after_effect=True).active
+    with pytest.raises(ValueError, match="after_effect must be a bool"):
+        EndpointFaults(after_effect=1)  # type: ignore[arg-type]
+
+
 def test_hang_runs_past_the_client_read_timeout() -> None:
     sandbox = _faulty({"introspect": EndpointFaults(hang_rate=1.0, hang_seconds=5.0)})
     with api_for(sandbox, timeout=0.2) as api:

@@ -16,7 +16,7 @@ from connections_pipeline.sandbox import (
     read_served_sandbox,
     serve_in_thread,
 )
-from connections_pipeline.sandbox.cli import main
+from connections_pipeline.sandbox.cli import build_parser, config_from_args, main
 from connections_pipeline.sandbox.server import NonLoopbackHostError
 
 
@@ -66,6 +66,24 @@ def test_drop_and_hang_over_real_http() -> None:
                 headers={**VERSION, "Authorization": f"Bearer {token}"},
             )
         assert httpx.get(f"{base_url}/_sandbox/credentials").status_code == 200
+
+
+def test_hang_after_effect_over_real_http_creates_the_session() -> None:
+    faults = EndpointFaults(hang_rate=1.0, hang_seconds=2.0, after_effect=True)
+    sandbox = make_sandbox(faults={"connect_sessions": faults})
+    client_id, secret = sandbox.credentials
+    body = {"customer_id": "c-hang", "customer_name": "n", "products": ["company"]}
+    with serve_in_thread(sandbox) as base_url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{base_url}/connect/sessions",
+                json=body,
+                auth=(client_id, secret),
+                headers=VERSION,
+                timeout=0.3,
+            )
+        listed = httpx.get(f"{base_url}/_sandbox/sessions").json()["sessions"]
+    assert [s["customer_id"] for s in listed].count("c-hang") == 1
 
 
 def test_serve_in_thread_refuses_non_loopback_hosts() -> None:
@@ -157,3 +175,10 @@ def test_read_served_sandbox_returns_the_ledgers_over_http() -> None:
     assert tokens == sandbox.tokens() and sessions == sandbox.sessions()
     with pytest.raises(ServedSandboxError, match="could not read"):
         read_served_sandbox(base_url, timeout=2)
+
+
+def test_cli_after_effect_moves_every_endpoints_faults_after_the_handler() -> None:
+    args = build_parser().parse_args(["serve", "--error-rate", "1", "--after-effect"])
+    faults = config_from_args(args).faults_for("connect_sessions")
+    assert (faults.error_rate, faults.after_effect) == (1.0, True)
+    assert config_from_args(build_parser().parse_args(["serve", "--after-effect"])).faults == {}

@@ -237,3 +237,50 @@ def test_staged_rows_keep_their_first_seen_time() -> None:
     progress = session_progress(sessions(session("s-pending")), _connections(), T0)
     staged = staged_rows(progress, prior, _providers())
     assert staged["first_seen_at"].to_list() == [at(-23)]
+
+
+def _unknown(session_id: str = "unknown-1", **overrides: object) -> dict:
+    """An attempt whose outcome is unknown: no link, status `unknown`."""
+    return session(session_id, connect_url=None, status="unknown", **overrides)
+
+
+def test_an_unknown_attempt_is_left_exactly_as_it_is() -> None:
+    # A connection of the customer appears, and later the attempt's would-be expiry passes:
+    # neither tells whether Finch created that link, so the row never changes.
+    connections = _connections(
+        {"connection_id": "conn-n", "customer_id": "cust-new", "connected_at": at(-20)}
+    )
+    ledger = sessions(_unknown())
+    for as_of in (T0, T0 + dt.timedelta(days=200)):
+        row = _progress(ledger, connections, as_of)["unknown-1"]
+        assert row["status"] == "unknown"
+        assert row["connection_id"] is None
+        assert row["completed_at"] is None
+        assert row["time_to_connect_seconds"] is None
+        assert row["status_updated_at"] == at(-24)
+
+
+def test_an_unknown_attempt_does_not_take_a_pending_sessions_connection() -> None:
+    ledger = sessions(_unknown(created_at=at(-30)), session("s-forced", created_at=at(-24)))
+    connections = _connections(
+        {"connection_id": "conn-n", "customer_id": "cust-new", "connected_at": at(-20)}
+    )
+    progress = _progress(ledger, connections)
+    assert progress["s-forced"]["status"] == "completed"
+    assert progress["s-forced"]["connection_id"] == "conn-n"
+    assert progress["unknown-1"]["status"] == "unknown"
+
+
+def test_an_unknown_reauthentication_attempt_is_not_healed_by_its_connection() -> None:
+    connections = _connections(
+        {"connection_id": "conn-a", "customer_id": "cust-a", "connected_at": at(-5000)}
+    )
+    row = _reauth("unknown-r", connect_url=None, status="unknown")
+    assert _progress(sessions(row), connections)["unknown-r"]["status"] == "unknown"
+
+
+def test_an_unknown_attempt_is_never_a_staged_row() -> None:
+    ledger = sessions(_unknown(), session("s-pending"))
+    progress = session_progress(ledger, _connections(), T0)
+    staged = staged_rows(progress, previous(), _providers())
+    assert staged["connection_key"].to_list() == ["s-pending"]
