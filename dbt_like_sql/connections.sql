@@ -9,16 +9,8 @@ select
     c.customer_name as "Customer Name",
     c.customer_id as "Customer ID",
     c.entity_count as "# Entities",
-    case c.connection_status
-        when 'connected' then 'Connected'
-        when 'reauth' then 'Re-auth'
-        when 'pending' then 'Pending'
-        when 'processing' then 'Processing'
-        when 'error_no_account_setup' then 'Error: no account setup'
-        when 'error_permissions' then 'Error: permissions'
-        when 'disconnected' then 'Disconnected'
-        else c.connection_status
-    end as "Connection Status",
+    c.connection_status_label as "Connection Status",
+    c.connection_status,
     c.last_synced_at as "Last Synced",
     c.connection_type as "Connection Type",
     c.connected_at as "Connected",

@@ -10,7 +10,7 @@ DASHBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Customer Name", "customer_name"),
     ("Customer ID", "customer_id"),
     ("# Entities", "entity_count"),
-    ("Connection Status", "connection_status"),
+    ("Connection Status", "connection_status_label"),
     ("Last Synced", "last_synced_at"),
     ("Connection Type", "connection_type"),
     ("Connected", "connected_at"),

@@ -28,13 +28,8 @@ from connections_pipeline.resources.redaction import (
     safe_database_url,
     scrub,
 )
+from connections_pipeline.transform.token_frame import CONNECTION_DETAILS, TOKEN_FRAME_SCHEMA
 
-TOKEN_FRAME_SCHEMA = {
-    "token_fingerprint": pl.String,
-    "source_connection_id": pl.String,
-    "source_disconnected": pl.Boolean,
-    "issued_at": pl.Datetime("us", "UTC"),
-}
 # The shape of a rejected source row: the columns of finch_quarantine a run does not fill.
 REJECTED_SCHEMA = {
     "record_kind": pl.String,
@@ -63,10 +58,15 @@ class SourceToken:
     connection_id: str | None = None
     disconnected: bool = False
     issued_at: datetime | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+    def detail(self, name: str) -> str | None:
+        """One of CONNECTION_DETAILS, as the source gave it (None when it gave none)."""
+        return dict(self.details).get(name)
 
     def hints(self) -> tuple[Any, ...]:
         """What the source says about the token besides the token itself."""
-        return (self.connection_id, self.disconnected, self.issued_at)
+        return (self.connection_id, self.disconnected, self.issued_at, self.details)
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,7 @@ class SourceBatch:
                     "source_connection_id": token.connection_id,
                     "source_disconnected": token.disconnected,
                     "issued_at": token.issued_at,
+                    **{f"source_{name}": token.detail(name) for name in CONNECTION_DETAILS},
                 }
                 for token in self.tokens
             ],
@@ -156,8 +157,9 @@ def tokens_from_source(records: Iterable[SourceRecord]) -> SourceBatch:
             continue
         where = ", ".join(record.location for record, _ in copies)
         problem = RowProblem(
-            f"the same access_token is listed {len(copies)} times with different "
-            f"connection_id, disconnected or issued_at ({where}); none of them is used",
+            f"the same access_token is listed {len(copies)} times with different details "
+            f"(connection_id, disconnected, issued_at, customer or company) ({where}); none "
+            "of them is used",
             copies[0][1].fingerprint,
         )
         rejected += [_rejection(TOKEN_ROW, record, problem) for record, _ in copies]
@@ -194,19 +196,23 @@ def _token_of(record: SourceRecord) -> SourceToken | RowProblem:
             "(NUL or other control characters, spaces or non-ASCII)",
             fingerprint,
         )
-    connection_id = _text(values.get("connection_id"))
-    if connection_id is not None and ("\x00" in connection_id or len(connection_id) > MAX_ID_CHARS):
-        return RowProblem(
-            f"connection_id is not an id (NUL or more than {MAX_ID_CHARS} characters)",
-            fingerprint,
-        )
+    texts = {name: _text(values.get(name)) for name in ("connection_id", *CONNECTION_DETAILS)}
+    for name, text in texts.items():
+        if text is not None and ("\x00" in text or len(text) > MAX_ID_CHARS):
+            return RowProblem(
+                f"{name} holds a NUL character or more than {MAX_ID_CHARS} characters",
+                fingerprint,
+            )
     issued = values.get("issued_at", values.get("created_at"))
     issued_at = _timestamp(issued)
     if issued_at is None and not _blank(issued):
         name = "issued_at" if "issued_at" in values else "created_at"
         return RowProblem(f"{name} is not an ISO 8601 time", fingerprint)
     disconnected = _flag(values.get("disconnected", values.get("revoked")))
-    return SourceToken(access_token, fingerprint, connection_id, disconnected, issued_at)
+    details = tuple((name, texts[name]) for name in CONNECTION_DETAILS if texts[name] is not None)
+    return SourceToken(
+        access_token, fingerprint, texts["connection_id"], disconnected, issued_at, details
+    )
 
 
 def _rejection(kind: str, record: SourceRecord, problem: RowProblem) -> dict[str, Any]:

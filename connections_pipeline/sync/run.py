@@ -254,6 +254,7 @@ def _result(
     ).height
     status, reason = _status(verdict, accepted, token_outcomes.get("failed", 0), failed_followups)
     counts = Counter(validation.valid["state"].to_list())
+    live = validation.valid.filter(pl.col("state") == "live")
     stats = extraction.request_stats
     figures = verdict.figures
     sync_run = {
@@ -271,7 +272,9 @@ def _result(
         "retries": stats["retries"],
         "rate_limited": stats["rate_limited"],
         "invalid_tokens": token_outcomes.get("invalid_token", 0),
-        "needs_reauth": token_outcomes.get("needs_reauth", 0),
+        "needs_reauth": live.filter(pl.col("connection_status") == "reauth").height,
+        "needs_action": int(live["needs_action"].sum()),
+        "reauth_tokens": token_outcomes.get("needs_reauth", 0),
         "failed_tokens": token_outcomes.get("failed", 0),
         "status": status,
         "status_reason": reason,

@@ -13,6 +13,16 @@ CONNECTION_STATUSES = (
     "reauth",
 )
 DISCONNECTED_STATUS = "disconnected"
+# Finch's status codes as the Dashboard's "Connection Status" column shows them.
+CONNECTION_STATUS_LABELS: dict[str, str] = {
+    "connected": "Connected",
+    "reauth": "Re-auth",
+    "pending": "Pending",
+    "processing": "Processing",
+    "error_no_account_setup": "Error: no account setup",
+    "error_permissions": "Error: permissions",
+    DISCONNECTED_STATUS: "Disconnected",
+}
 NEEDS_ACTION_STATUSES = ("reauth", "error_no_account_setup", "error_permissions")
 AUTOMATED, ASSISTED, AUTOMATED_ASSISTED = "Automated", "Assisted", "Automated, Assisted"
 CONNECTION_TYPES = (AUTOMATED, ASSISTED, AUTOMATED_ASSISTED)
@@ -49,6 +59,14 @@ def expected_refresh_hours(connection_type_column: pl.Expr) -> pl.Expr:
         .when(connection_type_column == ASSISTED)
         .then(pl.lit(ASSISTED_REFRESH_HOURS, dtype=pl.Int32))
         .otherwise(pl.lit(AUTOMATED_REFRESH_HOURS, dtype=pl.Int32))
+    )
+
+
+def status_label(status: pl.Expr) -> pl.Expr:
+    """The Dashboard's label of a status code ("reauth" is "Re-auth"); a code Finch adds
+    later keeps its own text rather than vanish."""
+    return status.replace_strict(
+        CONNECTION_STATUS_LABELS, default=status, return_dtype=pl.String
     )
 
 

@@ -61,6 +61,9 @@ class ConnectionsSchema(pa.DataFrameModel):
     customer_email: str = pa.Field(nullable=True)
     entity_count: pl.Int32 = pa.Field(ge=1, nullable=True)
     connection_status: str = pa.Field(isin=STATUSES, nullable=True)
+    connection_status_label: str = pa.Field(
+        isin=tuple(rules.CONNECTION_STATUS_LABELS.values()), nullable=True
+    )
     needs_action: bool
     last_synced_at: UTC = pa.Field(nullable=True)
     connection_type: str = pa.Field(isin=rules.CONNECTION_TYPES, nullable=True)

@@ -26,6 +26,7 @@ from connections_pipeline.transform.parse import (
     parse_providers,
 )
 from connections_pipeline.transform.sessions import KIND_CONNECT, session_progress, staged_rows
+from connections_pipeline.transform.token_frame import CONNECTION_DETAILS, SOURCE_DETAIL_COLUMNS
 
 INVALID_TOKEN = "invalid_token"
 
@@ -81,7 +82,7 @@ def build_snapshot(
     providers = parse_providers(inputs.raw)
     tokens = _token_outcomes(inputs, introspections, others, as_of)
     live = _live_connections(inputs, introspections, tokens, providers)
-    carried = _carried_forward(inputs, live, tokens)
+    carried = _carried_forward(inputs, live, tokens, providers)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = session_progress(inputs.sessions, connections, inputs.as_of)
     staged = staged_rows(progress, inputs.previous, providers)
@@ -91,7 +92,7 @@ def build_snapshot(
     return Snapshot(
         connections=_conform(connections, columns).sort("connection_key"),
         entities=_entities(introspections, live, inputs.run_id),
-        tokens=tokens.drop("source_disconnected", "issued_at"),
+        tokens=tokens.drop("source_disconnected", "issued_at", *SOURCE_DETAIL_COLUMNS),
         rejected=rejected.with_columns(pl.lit("introspection").alias("record_kind")),
         session_progress=progress,
     )
@@ -118,7 +119,11 @@ def _token_outcomes(
         pl.col("last_ok_at").alias("known_last_ok_at"),
     )
     source = inputs.token_source.select(
-        "token_fingerprint", "source_connection_id", "source_disconnected", "issued_at"
+        "token_fingerprint",
+        "source_connection_id",
+        "source_disconnected",
+        "issued_at",
+        *SOURCE_DETAIL_COLUMNS,
     )
     foreign = others.select("token_fingerprint", pl.col("reason").alias("other_reason"))
     is_foreign = pl.col("other_reason").is_not_null()
@@ -143,6 +148,7 @@ def _token_outcomes(
             pl.coalesce("other_reason", "last_error").alias("last_error"),
             pl.col("source_disconnected").fill_null(False),
             "issued_at",
+            *SOURCE_DETAIL_COLUMNS,
         )
     )
 
@@ -259,13 +265,16 @@ def _not_refreshable(
 
 
 def _carried_forward(
-    inputs: SnapshotInputs, live: pl.DataFrame, tokens: pl.DataFrame
+    inputs: SnapshotInputs, live: pl.DataFrame, tokens: pl.DataFrame, providers: pl.DataFrame
 ) -> pl.DataFrame:
     """Connections not live this run: disconnected when every token is revoked, else kept.
 
     A connection is disconnected when every token it had this run answered 401
-    `invalid_token_error` and it is known from an earlier run or the token source marks it
-    disconnected. Transient failures keep the previous row, with the reason in `last_error`.
+    `invalid_token_error`: known from an earlier run, or named only by the token source (on a
+    first sync too: the application's own record of a connection is evidence enough). Such a
+    row takes what the source kept of `POST /auth/token` (customer, provider, company, the
+    first token's issue time as the connection time) where nothing better is known.
+    Transient failures keep the previous row, with the reason in `last_error`.
     """
     not_live = tokens.filter(
         pl.col("connection_id").is_not_null()
@@ -275,16 +284,33 @@ def _carried_forward(
     # that is neither ok nor a revocation (e.g. needs_reauth).
     unrefreshed = ~pl.col("last_outcome").is_in([INVALID_TOKEN, "ok"])
     per_connection = (
-        # Aggregations keep each group's rows in frame order: failed calls come first.
-        not_live.sort(pl.col("last_outcome") != FAILED, "token_fingerprint")
+        # Aggregations keep each group's rows in frame order: failed calls come first, then
+        # the freshest token, whose source details win.
+        not_live.sort(
+            pl.col("last_outcome") != FAILED,
+            "issued_at",
+            "token_fingerprint",
+            descending=[False, True, False],
+            nulls_last=True,
+        )
         .group_by("connection_id")
         .agg(
             (pl.col("last_outcome") == INVALID_TOKEN).all().alias("all_revoked"),
-            pl.col("source_disconnected").any().alias("source_disconnected"),
             pl.col("last_outcome").filter(unrefreshed).first().alias("failure"),
             pl.col("last_error").filter(unrefreshed).first().alias("why"),
             pl.len().cast(pl.Int32).alias("token_count"),
+            pl.col("issued_at").min().alias("source_connected_at"),
+            *(
+                pl.col(f"source_{name}").drop_nulls().first().alias(f"source_{name}")
+                for name in CONNECTION_DETAILS
+            ),
         )
+        .join(
+            providers.rename({"provider_id": "source_provider_id"}),
+            on="source_provider_id",
+            how="left",
+        )
+        .rename({"provider_name": "source_provider_name"})
     )
     known = inputs.previous.filter(
         (pl.col("state") != rules.STAGED)
@@ -305,11 +331,11 @@ def _carried_forward(
         .alias("last_error"),
         (pl.col("failure").is_not_null() & ~revoked).alias("stale"),
         pl.coalesce("token_count_right", "token_count").alias("token_count"),
+        *_filled_from_source(revoked),
     )
-    # Known only to the token source: the application recorded the disconnection.
+    # Known only to the token source: every token the application kept for it is revoked.
     unseen = per_connection.filter(
         pl.col("all_revoked")
-        & pl.col("source_disconnected")
         & ~pl.col("connection_id").is_in(inputs.previous["connection_id"].implode())
     ).select(
         pl.col("connection_id").alias("connection_key"),
@@ -318,11 +344,37 @@ def _carried_forward(
         "token_count",
         pl.lit(inputs.as_of).cast(UTC_DATETIME).alias("disconnected_at"),
         pl.lit(False).alias("stale"),
+        *(pl.col(f"source_{name}").alias(name) for name in SOURCE_FILLED),
     )
     return pl.concat(
-        [kept.drop("all_revoked", "source_disconnected", "failure", "token_count_right"), unseen],
+        [kept.select(known.columns), unseen],
         how="diagonal_relaxed",
     )
+
+
+# finch_connections columns a disconnected row takes from the token source, from the
+# per-connection aggregation's `source_<column>`.
+SOURCE_FILLED = (
+    "customer_id",
+    "customer_name",
+    "provider_id",
+    "provider_name",
+    "company_id",
+    "company_name",
+    "connected_at",
+)
+
+
+def _filled_from_source(revoked: pl.Expr) -> list[pl.Expr]:
+    """A disconnected row's blanks, filled from the token source; what a run once read from
+    Finch always stays."""
+    return [
+        pl.when(revoked)
+        .then(pl.coalesce(name, f"source_{name}"))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in SOURCE_FILLED
+    ]
 
 
 def _with_session_links(connections: pl.DataFrame, progress: pl.DataFrame) -> pl.DataFrame:
@@ -351,6 +403,11 @@ def _with_derived_columns(
         .then(pl.lit(rules.DISCONNECTED_STATUS))
         .otherwise(status)
         .alias("connection_status"),
+        rules.status_label(
+            pl.when(state == rules.DISCONNECTED)
+            .then(pl.lit(rules.DISCONNECTED_STATUS))
+            .otherwise(status)
+        ).alias("connection_status_label"),
         rules.needs_action(state, status).alias("needs_action"),
         rules.expected_refresh_hours(pl.col("connection_type")).alias("expected_refresh_hours"),
         rules.sync_overdue(

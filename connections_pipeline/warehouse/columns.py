@@ -63,6 +63,8 @@ CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("customer_email"),
     _int("entity_count"),
     _text("connection_status"),
+    # The Dashboard's label of connection_status: "Re-auth" for `reauth`, and so on.
+    _text("connection_status_label"),
     _bool("needs_action", nullable=False),
     _ts("last_synced_at"),
     _text("connection_type"),
@@ -152,7 +154,11 @@ SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
     _int("retries"),
     _int("rate_limited"),
     _int("invalid_tokens"),
+    # Live connections whose status is `reauth`, and all live connections needing action.
     _int("needs_reauth"),
+    _int("needs_action"),
+    # Tokens whose /introspect answered 401 authentication_error (reauthenticate_user).
+    _int("reauth_tokens"),
     _int("failed_tokens"),
     # success, partial, held or failed (RUN_STATUSES); status_reason says why when not success.
     _text("status"),

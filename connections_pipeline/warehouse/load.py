@@ -272,11 +272,13 @@ def _write_history(
     return plan.opened.height, plan.closed, plan.replaced
 
 
-def _write_entities(connection: sa.Connection, table: sa.Table, entities: pl.DataFrame) -> None:
+def _write_entities(
+    connection: sa.Connection, table: sa.Table, entities: pl.DataFrame, live_ids: pl.Series
+) -> None:
     """Replace the entity set of each connection whose entities changed (run_id aside), so
-    an unchanged connection keeps the rows, and run_id, it had."""
-    if entities.is_empty():
-        return
+    an unchanged connection keeps the rows, and run_id, it had; and remove the entities of
+    connections that are no longer live (finch_connections_history keeps their count, the
+    runs' raw /introspect answers their details)."""
     stored = bulk.read_select(connection, sa.select(table), polars_schema(CONNECTION_ENTITIES))
     compared = [name for name in entities.columns if name != "run_id"]
     changed_rows = pl.concat(
@@ -287,7 +289,9 @@ def _write_entities(connection: sa.Connection, table: sa.Table, entities: pl.Dat
             ),
         ]
     )
-    ids = changed_rows.select("connection_id").unique()
+    departed = stored.filter(~pl.col("connection_id").is_in(live_ids.implode()))
+    ids = pl.concat([changed_rows.select("connection_id"), departed.select("connection_id")])
+    ids = ids.unique()
     if ids.is_empty():
         return
     entities = entities.join(ids, on="connection_id", how="semi")
@@ -295,7 +299,8 @@ def _write_entities(connection: sa.Connection, table: sa.Table, entities: pl.Dat
         connection.execute(
             table.delete().where(table.c.connection_id.in_(sa.select(staged_ids.c.connection_id)))
         )
-    bulk.write_frame(connection, table, entities.sort("connection_id", "entity_id"))
+    if not entities.is_empty():
+        bulk.write_frame(connection, table, entities.sort("connection_id", "entity_id"))
 
 
 def _write_tokens(connection: sa.Connection, table: sa.Table, tokens: pl.DataFrame) -> None:
@@ -364,7 +369,8 @@ def load_run(
         opened, closed, replaced = _write_history(
             connection, history, current, prepared, plan, snapshot
         )
-    _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities)
+    live_ids = prepared.connections.filter(pl.col("state") == "live")["connection_id"]
+    _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities, live_ids)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)
     _replace_run_rows(connection, tables[QUARANTINE], prepared.run_id, prepared.quarantine)
     if prepared.raw_responses is not None:

@@ -45,7 +45,7 @@ SOURCE_COLUMNS = [
     "customer_name",
     "customer_id",
     "entity_count",
-    "connection_status",
+    "connection_status_label",
     "last_synced_at",
     "connection_type",
     "connected_at",

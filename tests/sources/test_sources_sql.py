@@ -69,9 +69,9 @@ def test_postgres_query_yields_tokens_with_hints(pg_tokens: tuple[str, str, list
     assert second.issued_at == dt.datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert (third.connection_id, third.disconnected, third.issued_at) == ("conn-c", False, None)
     conflict = (
-        "the same access_token is listed 2 times with different connection_id, disconnected "
-        "or issued_at (CONNECTIONS_TOKENS_QUERY row 1, CONNECTIONS_TOKENS_QUERY row 6); "
-        "none of them is used"
+        "the same access_token is listed 2 times with different details (connection_id, "
+        "disconnected, issued_at, customer or company) (CONNECTIONS_TOKENS_QUERY row 1, "
+        "CONNECTIONS_TOKENS_QUERY row 6); none of them is used"
     )
     assert batch.skipped_rows == [
         "CONNECTIONS_TOKENS_QUERY row 4: empty access_token",

@@ -141,6 +141,40 @@ def test_blank_jsonl_lines_are_ignored(tmp_path: Path) -> None:
     assert batch.skipped_rows == []
 
 
+def test_what_auth_token_answered_comes_along_when_the_source_kept_it(tmp_path: Path) -> None:
+    a, b = make_token("a"), make_token("b")
+    path = _csv(
+        tmp_path / "t.csv",
+        ["access_token", "connection_id", "customer_id", "customer_name", "provider_id",
+         "company_id", "company_name"],
+        [a, "conn-a", " cust-1 ", "Acme, Inc.", "gusto", "co-1", "ACME INC"],
+        [b, "conn-b", "", "", "", "", ""],
+    )  # fmt: skip
+    batch = read_token_file(path)
+    frame = batch.token_frame().sort("source_connection_id")
+    assert frame.select(
+        "source_customer_id", "source_customer_name", "source_provider_id",
+        "source_company_id", "source_company_name",
+    ).rows() == [
+        ("cust-1", "Acme, Inc.", "gusto", "co-1", "ACME INC"),
+        (None, None, None, None, None),
+    ]  # fmt: skip
+
+
+def test_a_customer_name_with_a_nul_costs_its_row(tmp_path: Path) -> None:
+    a, b = make_token("a"), make_token("b")
+    path = _jsonl(
+        tmp_path / "t.jsonl",
+        {"access_token": a, "customer_name": "bad\u0000name"},
+        {"access_token": b},
+    )
+    batch = read_token_file(path)
+    assert [t.fingerprint for t in batch.tokens] == [fingerprint(b)]
+    assert batch.skipped_rows == [
+        f"{SETTING} {path} line 1: customer_name holds a NUL character or more than 255 characters"
+    ]
+
+
 def test_identical_duplicate_tokens_collapse_with_a_count(tmp_path: Path) -> None:
     a, b = make_token("a"), make_token("b")
     path = _jsonl(
@@ -319,7 +353,7 @@ def test_token_frame_has_the_snapshot_schema() -> None:
     )
     frame = batch.token_frame()
     assert frame.schema == TOKEN_FRAME_SCHEMA
-    assert frame.rows() == [
+    assert frame.select(list(TOKEN_FRAME_SCHEMA)[:4]).rows() == [
         (fingerprint(a), "conn-a", False, dt.datetime(2026, 3, 1, 10, tzinfo=UTC)),
         (fingerprint(b), None, True, None),
     ]

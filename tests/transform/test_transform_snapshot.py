@@ -152,7 +152,7 @@ def test_source_marked_disconnection_is_recorded_for_a_never_seen_connection() -
     assert row["token_count"] == 1
 
 
-def test_unknown_token_answering_401_is_not_invented_into_a_connection() -> None:
+def test_a_token_without_connection_id_answering_401_is_not_invented_into_a_connection() -> None:
     source = token_source(
         {"token_fingerprint": "fp-nothing-known"},
         {"token_fingerprint": "fp-id-only", "source_connection_id": "conn-hint"},
@@ -161,7 +161,10 @@ def test_unknown_token_answering_401_is_not_invented_into_a_connection() -> None
     result = snapshot(
         revoked("fp-nothing-known"), revoked("fp-id-only"), revoked("fp-flag-only"), source=source
     )
-    assert result.connections.is_empty()
+    # Only the token whose record names its connection makes one: a disconnected one.
+    assert result.connections.select("connection_key", "state").rows() == [
+        ("conn-hint", "disconnected")
+    ]
     # The tokens are still accounted for, with what is known about them.
     outcomes = dict(result.tokens.select("token_fingerprint", "last_outcome").iter_rows())
     assert outcomes == {

@@ -30,6 +30,7 @@ UTC = dt.UTC
 T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 COLUMNS = [column.name for column in CONNECTIONS_COLUMNS]
 RUN_ID = "run-test"
+STATUS_LABELS = {"connected": "Connected", "reauth": "Re-auth", "disconnected": "Disconnected"}
 
 
 def at(hours: float) -> dt.datetime:
@@ -286,6 +287,7 @@ def previous_row(key: str, **overrides: Any) -> dict[str, Any]:
         "run_id": "run-earlier",
     }
     row.update(overrides)
+    row.setdefault("connection_status_label", STATUS_LABELS.get(row["connection_status"]))
     return row
 
 

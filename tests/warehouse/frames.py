@@ -29,6 +29,9 @@ def at(hours: float) -> dt.datetime:
     return T0 + dt.timedelta(hours=hours)
 
 
+LABELS = {"connected": "Connected", "reauth": "Re-auth", "disconnected": "Disconnected"}
+
+
 def connection_row(key: str, **overrides: object) -> dict:
     """One valid finch_connections row; live unless overridden."""
     row = {
@@ -63,6 +66,7 @@ def connection_row(key: str, **overrides: object) -> dict:
         "stale": False,
     }
     row.update(overrides)
+    row.setdefault("connection_status_label", LABELS.get(row["connection_status"]))
     return row
 
 

@@ -23,9 +23,9 @@ from connections_pipeline.warehouse import (
 EXPECTED_CONNECTION_COLUMNS = [
     "connection_key", "state", "connection_id", "session_id", "company_name", "company_id",
     "customer_name", "customer_id", "customer_email", "entity_count", "connection_status",
-    "needs_action", "last_synced_at", "connection_type", "expected_refresh_hours",
-    "sync_overdue", "connected_at", "provider_id", "provider_name", "products",
-    "session_expires_at", "token_count", "working_token_fingerprint", "first_seen_at",
+    "connection_status_label", "needs_action", "last_synced_at", "connection_type",
+    "expected_refresh_hours", "sync_overdue", "connected_at", "provider_id", "provider_name",
+    "products", "session_expires_at", "token_count", "working_token_fingerprint", "first_seen_at",
     "last_seen_at", "disconnected_at", "company_fetched_at", "last_error", "stale", "run_id",
 ]  # fmt: skip
 
