@@ -65,9 +65,7 @@ def expected_refresh_hours(connection_type_column: pl.Expr) -> pl.Expr:
 def status_label(status: pl.Expr) -> pl.Expr:
     """The Dashboard's label of a status code ("reauth" is "Re-auth"); a code Finch adds
     later keeps its own text rather than vanish."""
-    return status.replace_strict(
-        CONNECTION_STATUS_LABELS, default=status, return_dtype=pl.String
-    )
+    return status.replace_strict(CONNECTION_STATUS_LABELS, default=status, return_dtype=pl.String)
 
 
 def needs_action(state: pl.Expr, status: pl.Expr) -> pl.Expr:
