@@ -11,6 +11,7 @@ import dagster as dg
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
+from connections_pipeline.pools import FINCH_POOL
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
 from connections_pipeline.resources.redaction import scrub_resources
 from connections_pipeline.resources.token_source import TokenSourceError
@@ -65,6 +66,7 @@ class SyncConfig(dg.Config):
     retry_policy=dg.RetryPolicy(
         max_retries=2, delay=FINCH_IP_WINDOW_SECONDS + 30, backoff=dg.Backoff.EXPONENTIAL
     ),
+    pool=FINCH_POOL,
 )
 def sync_finch_connections(
     context: dg.AssetExecutionContext,
