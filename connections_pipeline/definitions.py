@@ -1,4 +1,4 @@
-"""The one `Definitions` of the code location: assets, checks, jobs, schedules, resources."""
+"""The one `Definitions` of the code location: assets, checks, jobs, schedules, sensors."""
 
 import os
 
@@ -12,7 +12,7 @@ from connections_pipeline.assets.connect_links import (
 )
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
-from connections_pipeline.sensors import export_after_sync_sensor
+from connections_pipeline.automation import automation_sensor
 from connections_pipeline.settings import build_resources, sync_cron
 
 SYNC_JOB_NAME = "sync_connections"
@@ -51,6 +51,7 @@ def defs() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
-        sensors=[export_after_sync_sensor(sync_job, export_job)],
+        # The exports and BI models follow each sync through their automation conditions.
+        sensors=[automation_sensor()],
         resources=build_resources(env),
     )
