@@ -13,7 +13,7 @@ from connections_pipeline.assets.connect_links import (
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
-from connections_pipeline.settings import build_resources, sync_cron
+from connections_pipeline.settings import build_resources, check_instance_storage_url, sync_cron
 
 SYNC_JOB_NAME = "sync_connections"
 EXPORT_JOB_NAME = "export_connections_csv"
@@ -23,10 +23,16 @@ EXPORT_JOB_NAME = "export_connections_csv"
 def defs() -> dg.Definitions:
     # Settings are read when Dagster loads the code location, not at import.
     env = dict(os.environ)
+    check_instance_storage_url(env)
     sync_job = dg.define_asset_job(
         SYNC_JOB_NAME,
         selection=dg.AssetSelection.groups(SYNC_GROUP),
         description="Rebuild the Connections page from Finch into the warehouse.",
+        # One step: a step subprocess would add a process start and nothing else. In the run
+        # worker's own process, a sync killed mid-run (SIGKILL, out of memory) is a dead run
+        # worker, which fails the run instead of retrying the step: a retried step would
+        # start again inside the Finch IP window of the requests the killed one sent.
+        executor_def=dg.in_process_executor,
     )
     # Partitioned by state through its asset; a run names one partition or a range.
     export_job = dg.define_asset_job(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from connections_pipeline.resources import (
     ExportDestinationResource,
@@ -22,6 +23,13 @@ from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate
 from connections_pipeline.warehouse.engine import check_schema_for_url, parse_warehouse_url
 
 DEFAULT_SYNC_CRON = "0 6 * * *"
+# The Dagster instance's Postgres URL, read by `examples/dagster.yaml` (dagster-postgres).
+INSTANCE_URL_SETTING = "DAGSTER_PG_URL"
+# dagster-postgres sends `NOTIFY run_events, %s`: psycopg2 fills the value in on the client,
+# psycopg 3 binds it on the server, where NOTIFY takes no parameter. SQLAlchemy 2.1 picks
+# psycopg 3 for a bare `postgresql://` URL, so the driver must be named.
+INSTANCE_URL_DRIVER = "postgresql+psycopg2"
+INSTANCE_URL_EXAMPLE = f"{INSTANCE_URL_DRIVER}://user:password@host:5432/dagster"
 
 # environment variable -> (resource field, default); numbers are parsed where read
 FINCH_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -110,3 +118,26 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
 
 def sync_cron(env: Mapping[str, str]) -> str:
     return env.get("CONNECTIONS_SYNC_CRON") or DEFAULT_SYNC_CRON
+
+
+def check_instance_storage_url(env: Mapping[str, str]) -> None:
+    """Refuse a `DAGSTER_PG_URL` that dagster-postgres cannot use, naming the working form.
+
+    With any driver but psycopg2 the instance loads, then every event the daemon stores
+    fails (`syntax error at or near "$1"`): schedules never launch a run. Saying so when the
+    code location loads beats a daemon that silently does nothing. Only the URL's scheme is
+    quoted: the rest may hold a password.
+    """
+    url = env.get(INSTANCE_URL_SETTING)
+    if not url:
+        return
+    try:
+        driver = sa.make_url(url).drivername
+    except (sa.exc.ArgumentError, ValueError):
+        driver = None
+    if driver != INSTANCE_URL_DRIVER:
+        scheme = f"{driver}://" if driver else "an unparsable URL"
+        raise SettingError(
+            f"{INSTANCE_URL_SETTING} must name the psycopg2 driver that dagster-postgres "
+            f"uses: write it as {INSTANCE_URL_EXAMPLE} (got {scheme})"
+        )

@@ -86,6 +86,13 @@ def test_every_step_that_calls_finch_runs_in_the_finch_pool() -> None:
     ]
 
 
+def test_the_sync_job_runs_in_its_run_workers_process() -> None:
+    # A killed sync is then a dead run worker, failed by Dagster, not a step retried inside
+    # the Finch IP window of the requests it already sent.
+    job = defs().resolve_job_def(SYNC_JOB_NAME)
+    assert job.executor_def.name == dg.in_process_executor.name
+
+
 def test_export_destination_is_bound_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
