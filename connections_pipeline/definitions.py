@@ -28,10 +28,10 @@ def defs() -> dg.Definitions:
         SYNC_JOB_NAME,
         selection=dg.AssetSelection.groups(SYNC_GROUP),
         description="Rebuild the Connections page from Finch into the warehouse.",
-        # One step: a step subprocess would add a process start and nothing else. In the run
-        # worker's own process, a sync killed mid-run (SIGKILL, out of memory) is a dead run
-        # worker, which fails the run instead of retrying the step: a retried step would
-        # start again inside the Finch IP window of the requests the killed one sent.
+        # One step, so a step subprocess would add a process start and nothing else. In the
+        # run worker's own process a sync killed mid-run (SIGKILL, out of memory) is a dead
+        # run worker and the run fails at once; in a subprocess the kill became a step retry
+        # 330 s later, sending the whole sync again while the run showed as started.
         executor_def=dg.in_process_executor,
     )
     # Partitioned by state through its asset; a run names one partition or a range.
