@@ -265,8 +265,8 @@ def deployment(
             stack=stack,
             log=tmp_path / "daemon.log",
         )
-        # Registered last, so it runs first: processes stop before the database is dropped
-        # and the emulator goes away.
+        # Registered after the database and the emulator, so it runs before they go: every
+        # process is stopped before its database is dropped.
         stack.callback(deployed.stop)
         yield deployed
 
