@@ -2,6 +2,7 @@
 the code location (SQL models included) and `connections-pipeline run` works."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +13,16 @@ import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+NOT_SOURCES = (
+    ".git",
+    ".venv",
+    "build",
+    "data",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +49,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         for name, value in os.environ.items()
         if not name.startswith(("DAGSTER_", "CONNECTIONS_", "FINCH_", "PYTHON"))
     }
-    # Built from the checkout (pip's cache and build isolation, as a user would).
+    # Built as a user would (build isolation, pip's cache), from a copy of the checkout: an
+    # in-tree build leaves a build/ folder whose stale files a later wheel would ship.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     _run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(root), "-q"],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-w", str(root), "-q"],
         cwd=root,
         env=env,
     )
