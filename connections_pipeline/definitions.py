@@ -1,4 +1,4 @@
-"""The one `Definitions` of the code location: assets, checks, jobs, schedules, resources."""
+"""The one `Definitions` of the code location: assets, checks, jobs, schedules, sensors."""
 
 import os
 from datetime import timedelta
@@ -13,8 +13,13 @@ from connections_pipeline.assets.connect_links import (
 )
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
-from connections_pipeline.sensors import export_after_sync_sensor
-from connections_pipeline.settings import build_resources, freshness_hours, sync_cron
+from connections_pipeline.automation import automation_sensor
+from connections_pipeline.settings import (
+    build_resources,
+    check_instance_storage_url,
+    freshness_hours,
+    sync_cron,
+)
 
 SYNC_JOB_NAME = "sync_connections"
 EXPORT_JOB_NAME = "export_connections_csv"
@@ -24,10 +29,16 @@ EXPORT_JOB_NAME = "export_connections_csv"
 def defs() -> dg.Definitions:
     # Settings are read when Dagster loads the code location, not at import.
     env = dict(os.environ)
+    check_instance_storage_url(env)
     sync_job = dg.define_asset_job(
         SYNC_JOB_NAME,
         selection=dg.AssetSelection.groups(SYNC_GROUP),
         description="Rebuild the Connections page from Finch into the warehouse.",
+        # One step, so a step subprocess would add a process start and nothing else. In the
+        # run worker's own process a sync killed mid-run (SIGKILL, out of memory) is a dead
+        # run worker and the run fails at once; in a subprocess the kill became a step retry
+        # 330 s later, sending the whole sync again while the run showed as started.
+        executor_def=dg.in_process_executor,
     )
     # Partitioned by state through its asset; a run names one partition or a range.
     export_job = dg.define_asset_job(
@@ -52,7 +63,8 @@ def defs() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
-        sensors=[export_after_sync_sensor(sync_job, export_job)],
+        # The exports and BI models follow each sync through their automation conditions.
+        sensors=[automation_sensor()],
         resources=build_resources(env),
     )
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from connections_pipeline.resources import (
     ExportDestinationResource,
@@ -37,6 +38,13 @@ DEFAULT_SYNC_CRON = "0 6 * * *"
 FRESHNESS_SETTING = "CONNECTIONS_FRESHNESS_HOURS"
 # A daily sync, plus two hours for the run itself.
 DEFAULT_FRESHNESS_HOURS = 26.0
+# The Dagster instance's Postgres URL, read by `examples/dagster.yaml` (dagster-postgres).
+INSTANCE_URL_SETTING = "DAGSTER_PG_URL"
+# dagster-postgres sends `NOTIFY run_events, %s`: psycopg2 fills the value in on the client,
+# psycopg 3 binds it on the server, where NOTIFY takes no parameter. SQLAlchemy 2.1 picks
+# psycopg 3 for a bare `postgresql://` URL, so the driver must be named.
+INSTANCE_URL_DRIVER = "postgresql+psycopg2"
+INSTANCE_URL_EXAMPLE = f"{INSTANCE_URL_DRIVER}://user:password@host:5432/dagster"
 
 # environment variable -> (resource field, default); numbers are parsed where read
 FINCH_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -173,3 +181,26 @@ def freshness_hours(env: Mapping[str, str]) -> float:
     interval plus the time a sync takes."""
     text = env.get(FRESHNESS_SETTING)
     return float(_number(FRESHNESS_SETTING, text, float)) if text else DEFAULT_FRESHNESS_HOURS
+
+
+def check_instance_storage_url(env: Mapping[str, str]) -> None:
+    """Refuse a `DAGSTER_PG_URL` that dagster-postgres cannot use, naming the working form.
+
+    With any driver but psycopg2 the instance loads, then every event the daemon stores
+    fails (`syntax error at or near "$1"`): schedules never launch a run. Saying so when the
+    code location loads beats a daemon that silently does nothing. Only the URL's scheme is
+    quoted: the rest may hold a password.
+    """
+    url = env.get(INSTANCE_URL_SETTING)
+    if not url:
+        return
+    try:
+        driver = sa.make_url(url).drivername
+    except (sa.exc.ArgumentError, ValueError):
+        driver = None
+    if driver != INSTANCE_URL_DRIVER:
+        scheme = f"{driver}://" if driver else "an unparsable URL"
+        raise SettingError(
+            f"{INSTANCE_URL_SETTING} must name the psycopg2 driver that dagster-postgres "
+            f"uses: write it as {INSTANCE_URL_EXAMPLE} (got {scheme})"
+        )

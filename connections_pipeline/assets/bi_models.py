@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.sql_models import SqlModel, load_models
 from connections_pipeline.warehouse.sql_models import SqlModelRunError, build_model, failing_rows
@@ -48,6 +49,8 @@ def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
         deps=deps,
         check_specs=check_specs,
         kinds={"sql"},
+        # Rebuilt after each sync (and after the models it reads), not on a schedule of its own.
+        automation_condition=AFTER_UPSTREAM,
         # A DuckDB file takes one writer at a time: models built in parallel steps wait for
         # the lock by retrying (WarehouseConnectionError); SQL errors fail once (dg.Failure).
         retry_policy=dg.RetryPolicy(

@@ -13,6 +13,7 @@ from connections_pipeline.connect_links.request import DEFAULT_REAUTH_MINUTES
 from connections_pipeline.export import ISO_8601_UTC, encode_csv
 from connections_pipeline.export.table import cell_text, markdown_preview, neutralise
 from connections_pipeline.finch import FinchConfigError
+from connections_pipeline.pools import FINCH_POOL
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
@@ -60,7 +61,7 @@ class ConnectLinkConfig(dg.Config):
         )
 
 
-@dg.op(name="create_connect_session", tags={"kind": "finch"})
+@dg.op(name="create_connect_session", tags={"kind": "finch"}, pool=FINCH_POOL)
 def create_connect_session_op(
     context: dg.OpExecutionContext,
     config: ConnectLinkConfig,
@@ -113,6 +114,7 @@ class ReauthConfig(dg.Config):
     group_name=REAUTH_GROUP,
     kinds={"python"},
     deps=["finch_connections"],
+    pool=FINCH_POOL,
     description="Live connections in reauth, each with one open reauthentication link, "
     "days in reauth and the customer to contact; also written as reauth_queue.csv.",
 )

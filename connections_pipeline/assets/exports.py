@@ -1,8 +1,8 @@
 """The CSV export asset: one file per connection state, like the Dashboard's export button.
 
-Partitioned by state (`live`, `staged`, `disconnected`). A run may cover one partition (the
-sensor asks for one run per state after each sync) or all three (a single-run backfill:
-`BackfillPolicy.single_run()`), reading the warehouse once either way.
+Partitioned by state (`live`, `staged`, `disconnected`). A run may cover one partition or
+all three (a single-run backfill: `BackfillPolicy.single_run()`), reading the warehouse once
+either way; after each sync, declarative automation asks for all three in one run.
 """
 
 from datetime import UTC, datetime
@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import (
     ISO_8601_UTC,
     ColumnFilter,
@@ -76,6 +77,7 @@ class CsvExportConfig(dg.Config):
     partitions_def=connection_state_partitions,
     deps=[dg.AssetDep(CONNECTIONS)],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=AFTER_UPSTREAM,
     # Transient trouble (a DuckDB file locked by another run, a network error on upload)
     # retries; unusable settings fail once, as dg.Failure(allow_retries=False).
     retry_policy=dg.RetryPolicy(

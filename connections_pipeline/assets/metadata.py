@@ -80,6 +80,15 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
         },
         "finch_connections_history": _history_metadata(result),
         "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},
+        "finch_tokens": {
+            "tokens_this_run": result.sync_run["tokens"],
+            "token_outcomes": dg.MetadataValue.json(result.token_outcomes),
+        },
+        "finch_quarantine": {
+            "quarantined_this_run": result.quarantine.height,
+            "source_rows_rejected": result.sync_run["source_rows_rejected"],
+        },
+        "finch_connect_sessions": {"sessions_added": result.new_sessions},
         "finch_sync_runs": {
             "dagster/row_count": 1,
             "status": result.status,

@@ -13,6 +13,7 @@ from pydantic import Field
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
+from connections_pipeline.pools import FINCH_POOL
 from connections_pipeline.resources import (
     FinchResource,
     SyncGuardResource,
@@ -45,6 +46,12 @@ SYNC_ASSETS = {
     "finch_connections_history": "SCD type 2 history of the tracked connection attributes.",
     "finch_connection_entities": "One row per entity of each live connection.",
     "finch_sync_runs": "One row per sync: counts per state, requests, retries, 429s, duration.",
+    "finch_tokens": "One row per access token ever read, by fingerprint: its connection and "
+    "its last outcome.",
+    "finch_quarantine": "Records that could not be loaded (a Finch answer, a row, a token or "
+    "session source row), with the reason.",
+    "finch_connect_sessions": "The Connect-session ledger: links this pipeline or the "
+    "application created, and their progress (pending, completed, expired).",
 }
 
 
@@ -95,6 +102,7 @@ class SyncConfig(dg.Config):
     retry_policy=dg.RetryPolicy(
         max_retries=2, delay=FINCH_IP_WINDOW_SECONDS + 30, backoff=dg.Backoff.EXPONENTIAL
     ),
+    pool=FINCH_POOL,
 )
 def sync_finch_connections(
     context: dg.AssetExecutionContext,

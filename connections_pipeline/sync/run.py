@@ -74,6 +74,7 @@ class SyncResult:
     verdict: Verdict
     token_outcomes: dict[str, int] = field(default_factory=dict)
     load: LoadSummary | None = None
+    new_sessions: int = 0
 
     @property
     def status(self) -> str:
@@ -193,6 +194,7 @@ def _sync(
         settings.accept_mass_change,
         batch.duplicate_rows,
     )
+    result.new_sessions = new_sessions.height
     if result.status == RUN_HELD:
         warehouse.record_unloaded_run(run_id, result.as_of, result.sync_run, extraction.raw)
         raise SyncHeld(result)

@@ -1,0 +1,16 @@
+"""Package layout that pyproject.toml cannot express: `dbt_like_sql/` inside the wheel.
+
+The SQL models stay at the repository's root, where people edit them; an installed package
+(a wheel, `pip install .`, a container image) carries them as `connections_pipeline/dbt_like_sql/`,
+where `sql_models.project.default_models_dir` finds them.
+"""
+
+from setuptools import find_packages, setup
+
+MODELS_PACKAGE = "connections_pipeline.dbt_like_sql"
+
+setup(
+    packages=[*find_packages(include=["connections_pipeline*"]), MODELS_PACKAGE],
+    package_dir={MODELS_PACKAGE: "dbt_like_sql"},
+    package_data={MODELS_PACKAGE: ["*.sql", "*.yml", "*.yaml"]},
+)
