@@ -254,12 +254,18 @@ def session_json(session: ConnectSession) -> dict[str, Any]:
     }
 
 
-def token_json(token: Token) -> dict[str, Any]:
+def token_json(token: Token, connection: Connection) -> dict[str, Any]:
+    """A token as an application's token store holds it: what `POST /auth/token` answered
+    when it was issued, and its issue time; `revoked` is the emulator's own knowledge."""
     return {
         "access_token": token.access_token,
         "connection_id": token.connection_id,
         "revoked": token.revoked,
         "issued_at": iso_z(token.issued_at),
+        "customer_id": connection.customer_id,
+        "customer_name": connection.customer_name,
+        "provider_id": connection.provider_id,
+        "company_id": connection.company.id,
     }
 
 
@@ -300,4 +306,4 @@ def account_update_response(connection: Connection, token: Token) -> dict[str, A
 
 
 def tokens_listing(data: Dataset) -> list[dict[str, Any]]:
-    return [token_json(t) for t in data.tokens.values()]
+    return [token_json(t, data.connections[t.connection_id]) for t in data.tokens.values()]

@@ -226,6 +226,33 @@ def test_entities_are_replaced_per_connection_present(warehouse: Warehouse) -> N
     ]
 
 
+def test_entities_of_a_connection_that_left_live_are_removed(warehouse: Warehouse) -> None:
+    warehouse.load_run(
+        run(
+            "r1",
+            at(0),
+            [connection_row("a"), connection_row("b", entity_count=2)],
+            entity_rows=(("a", "e1", "One"), ("b", "e2", "Two"), ("b", "e3", "Three")),
+        )
+    )
+    gone = connection_row(
+        "b",
+        state="disconnected",
+        connection_status="disconnected",
+        disconnected_at=at(1),
+        entity_count=2,
+    )
+    warehouse.load_run(run("r2", at(1), [connection_row("a"), gone]))
+    entities = warehouse.read_table("finch_connection_entities")
+    assert entities.select("connection_id", "entity_id").rows() == [("a", "e1")]
+    # The count of b's entities stays in its history; b's rows went with its Live state.
+    versions_of_b = history(warehouse).filter(pl.col("connection_key") == "b")
+    assert versions_of_b.select("state", "entity_count").rows() == [
+        ("live", 2),
+        ("disconnected", 2),
+    ]
+
+
 def test_tokens_are_upserted_keeping_the_earliest_first_seen(warehouse: Warehouse) -> None:
     warehouse.load_run(
         run("r1", at(0), [connection_row("a")], token_rows=(token_row("fp-1", "a", at(0)),))
