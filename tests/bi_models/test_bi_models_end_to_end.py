@@ -13,22 +13,12 @@ from bi_model_helpers import (
     two_syncs,
     warehouse_resource,
 )
+from sync.sync_helpers import DASHBOARD_LABELS
 
 from connections_pipeline.sql_models import load_models
 from connections_pipeline.warehouse import TRACKED_ATTRIBUTES
 
 pytestmark = pytest.mark.slow
-
-# The Dashboard's label of each Finch status, as the Connections page shows it.
-DASHBOARD_STATUS = {
-    "connected": "Connected",
-    "reauth": "Re-auth",
-    "pending": "Pending",
-    "processing": "Processing",
-    "error_no_account_setup": "Error: no account setup",
-    "error_permissions": "Error: permissions",
-    "disconnected": "Disconnected",
-}
 
 
 def _by_key(rows: list[dict], key: str) -> dict:
@@ -62,7 +52,7 @@ def test_models_build_pass_their_tests_and_match_the_truth(
         assert shown["state"] == "live"
         assert shown["Company Name"] == row["company_name"]
         assert shown["# Entities"] == row["entity_count"]
-        assert shown["Connection Status"] == DASHBOARD_STATUS[row["connection_status"]]
+        assert shown["Connection Status"] == DASHBOARD_LABELS[row["connection_status"]]
         assert shown["Provider"] == row["provider_name"]
         assert shown["Connection Type"] == row["connection_type"]
 

@@ -6,21 +6,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from export.export_helpers import materialize_states, resources
-from sync.sync_helpers import make_warehouse, served_sandbox
+from sync.sync_helpers import DASHBOARD_LABELS, make_warehouse, served_sandbox
 
 from connections_pipeline.sync.run import run_sync
 from connections_pipeline.transform import dashboard_rules as rules
-
-# The labels of Finch's Dashboard, written out here rather than read from the code.
-DASHBOARD_LABELS = {
-    "connected": "Connected",
-    "reauth": "Re-auth",
-    "pending": "Pending",
-    "processing": "Processing",
-    "error_no_account_setup": "Error: no account setup",
-    "error_permissions": "Error: permissions",
-    "disconnected": "Disconnected",
-}
 
 
 @pytest.mark.parametrize(("code", "label"), sorted(DASHBOARD_LABELS.items()))

@@ -9,7 +9,6 @@ README, with the reason.
 """
 
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
@@ -20,7 +19,7 @@ from completeness_helpers import (
     token_records,
     write_jsonl,
 )
-from sync.sync_helpers import make_warehouse, normalized, served_sandbox
+from sync.sync_helpers import make_warehouse, served_sandbox, truth_differences
 
 from connections_pipeline.resources import TokenSourceResource
 from connections_pipeline.sync.run import SyncSettings, run_sync
@@ -49,35 +48,10 @@ KNOWN_FROM_AUTH_TOKEN = {
     "company_id",
     "session_id",
 }
-# Between two syncs Finch may sync a connection once more and then lose it.
-UNKNOWABLE_AFTER_DISCONNECT = {"last_synced_at"}
 # The accepted run of the second sync: a week moves many connections at once.
 LENIENT = SyncSettings(
     thresholds=HoldThresholds(max_live_drop_share=1.0, max_token_failure_share=1.0)
 )
-
-
-def _differences(
-    truth: list[dict[str, Any]],
-    current: pl.DataFrame,
-    never_seen: set[str],
-    knowable_when_never_seen: set[str],
-) -> list[tuple[str, str, Any, Any]]:
-    stored = {row["connection_key"]: row for row in current.iter_rows(named=True)}
-    expected = {row["connection_key"]: row for row in truth}
-    found = [(key, "<row>", "present", "missing") for key in expected.keys() - stored.keys()]
-    found += [(key, "<row>", "absent", "present") for key in stored.keys() - expected.keys()]
-    for key, row in expected.items():
-        if key not in stored:
-            continue
-        for column, value in row.items():
-            if key in never_seen and column not in knowable_when_never_seen:
-                continue
-            if row["state"] == "disconnected" and column in UNKNOWABLE_AFTER_DISCONNECT:
-                continue
-            if normalized(column, value) != normalized(column, stored[key][column]):
-                found.append((key, column, value, stored[key][column]))
-    return sorted(found)
 
 
 def _sources(tmp_path: Path, sandbox, fields: tuple[str, ...]) -> TokenSourceResource:
@@ -111,7 +85,7 @@ def test_from_tokens_with_their_connection_and_issue_time_only(
         assert len(never_seen) > 3, "the dataset should have connections revoked before any sync"
         source = _sources(tmp_path, sandbox, TOKEN_MINIMUM)
         run_sync("run-1", finch, source, warehouse)
-        first = _differences(
+        first = truth_differences(
             sandbox.truth(), warehouse.read_current(), never_seen, KNOWN_FROM_RECORDS
         )
 
@@ -123,7 +97,7 @@ def test_from_tokens_with_their_connection_and_issue_time_only(
             for row in warehouse.read_table("finch_connections_history").iter_rows(named=True)
             if row["state"] == "live"
         }
-        second = _differences(
+        second = truth_differences(
             sandbox.truth(), warehouse.read_current(), later_never_seen, KNOWN_FROM_RECORDS
         )
         unlinkable_then = _sessions_into(sandbox, never_seen)
@@ -135,9 +109,9 @@ def test_from_tokens_with_their_connection_and_issue_time_only(
     # sync. Without the customer on the token's record nothing links the two, so the
     # session still looks pending (Staged) while it is not.
     for differences, unlinkable in ((first, unlinkable_then), (second, unlinkable_later)):
-        extra_staged = {key for key, column, *_ in differences if column == "<row>"}
+        extra_staged = {key for key, column, was, _ in differences if was == "absent"}
         assert extra_staged <= unlinkable, differences
-        assert [d for d in differences if d[1] != "<row>"] == []
+        assert [d for d in differences if d[2] != "absent"] == []
 
 
 def test_with_what_auth_token_answered_every_knowable_cell_matches(
@@ -148,7 +122,7 @@ def test_with_what_auth_token_answered_every_knowable_cell_matches(
         never_seen = _never_seen(sandbox)
         source = _sources(tmp_path, sandbox, (*TOKEN_MINIMUM, *AUTH_TOKEN_DETAILS))
         run_sync("run-1", finch, source, warehouse)
-        differences = _differences(
+        differences = truth_differences(
             sandbox.truth(),
             warehouse.read_current(),
             never_seen,

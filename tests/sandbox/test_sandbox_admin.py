@@ -42,7 +42,22 @@ def test_admin_routes_need_no_version_header_nor_auth_and_are_not_counted(
 
 def test_token_listing_shape(sandbox: FinchSandbox) -> None:
     tokens = sandbox.tokens()
-    assert set(tokens[0]) == {"access_token", "connection_id", "revoked", "issued_at"}
+    assert set(tokens[0]) == {
+        "access_token",
+        "connection_id",
+        "revoked",
+        "issued_at",
+        # what POST /auth/token answered when the token was issued
+        "customer_id",
+        "customer_name",
+        "provider_id",
+        "company_id",
+    }
+    truth = {r["connection_id"]: r for r in sandbox.truth() if r["connection_id"]}
+    for token in tokens:
+        row = truth[token["connection_id"]]
+        stored = (token["customer_id"], token["provider_id"], token["company_id"])
+        assert stored == (row["customer_id"], row["provider_id"], row["company_id"])
     assert all(t["issued_at"].endswith("Z") for t in tokens)
     first_by_connection: dict[str, str] = {}
     for token in tokens:

@@ -21,6 +21,16 @@ KNOWABLE_WHEN_NEVER_SEEN = ("state", "connection_id", "connection_status", "need
 # shows the last sync it saw.
 UNKNOWABLE_AFTER_DISCONNECT = ("last_synced_at",)
 RUN_LOG_TABLES = ("finch_sync_runs", "finch_raw_responses")
+# The labels of Finch's Dashboard, written out here rather than read from the code.
+DASHBOARD_LABELS = {
+    "connected": "Connected",
+    "reauth": "Re-auth",
+    "pending": "Pending",
+    "processing": "Processing",
+    "error_no_account_setup": "Error: no account setup",
+    "error_permissions": "Error: permissions",
+    "disconnected": "Disconnected",
+}
 
 
 def make_warehouse(kind: str, tmp_path: Path, postgres_url: str) -> Warehouse:
@@ -53,10 +63,16 @@ def normalized(column: str, value: Any) -> Any:
 
 
 def truth_differences(
-    truth: list[dict[str, Any]], current: pl.DataFrame, never_seen: Iterable[str] = ()
+    truth: list[dict[str, Any]],
+    current: pl.DataFrame,
+    never_seen: Iterable[str] = (),
+    knowable_when_never_seen: Iterable[str] = KNOWABLE_WHEN_NEVER_SEEN,
 ) -> list[tuple[str, str, Any, Any]]:
-    """(key, column, truth value, warehouse value) for every cell that differs."""
+    """(key, column, truth value, warehouse value) for every cell that differs; of the
+    `never_seen` connections (revoked before any sync saw them working) only the
+    `knowable_when_never_seen` columns are compared."""
     never_seen = set(never_seen)
+    knowable = set(knowable_when_never_seen)
     stored = {row["connection_key"]: row for row in current.iter_rows(named=True)}
     differences = [
         (key, "<row>", "present", "missing")
@@ -71,7 +87,7 @@ def truth_differences(
         if key not in stored:
             continue
         for column, expected in row.items():
-            if key in never_seen and column not in KNOWABLE_WHEN_NEVER_SEEN:
+            if key in never_seen and column not in knowable:
                 continue
             if row["state"] == "disconnected" and column in UNKNOWABLE_AFTER_DISCONNECT:
                 continue
