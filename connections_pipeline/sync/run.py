@@ -91,11 +91,23 @@ class SyncHeld(RuntimeError):
 
     def __init__(self, result: SyncResult) -> None:
         super().__init__(
-            f"sync held, nothing loaded: {result.verdict.summary}. If this change is real, "
-            "run the sync again with accept_mass_change: true (connections-pipeline run "
-            "--accept-mass-change)"
+            f"sync held, nothing loaded: {result.verdict.summary}. {_next_step(result)}"
         )
         self.result = result
+
+
+def _next_step(result: SyncResult) -> str:
+    figures = result.verdict.figures
+    accept = (
+        "run the sync again with accept_mass_change: true (connections-pipeline run "
+        "--accept-mass-change)"
+    )
+    if figures.failed_tokens > figures.newly_invalid_tokens + figures.leaving_live:
+        return (
+            "Run the sync again once Finch answers; to load what did answer now (the rest "
+            f"keeps its previous row, marked stale), {accept}"
+        )
+    return f"If this change is real, {accept}"
 
 
 def preflight(finch: FinchResource, source: TokenSourceResource, warehouse: Warehouse) -> None:
