@@ -13,7 +13,7 @@ that step alone (inputs included; the RSS after loading them is printed beside i
 
   (1) normalize + classify: `build_snapshot(SnapshotInputs(...), column_names)` with empty
       previous / previous_tokens / sessions frames; rows/s counts raw rows in.
-  (2) validation: `split_valid(connections, ConnectionsSchema, "connection_key")`; rows/s
+  (2) validation: `split_valid(connections, CONNECTIONS_SCHEMA, "connection_key")`; rows/s
       counts snapshot rows in.
 
 Target: (1) >= 200,000 rows/s.
@@ -187,13 +187,13 @@ def step_normalize(folder: Path) -> dict:
 
 
 def step_validate(folder: Path) -> dict:
-    from connections_pipeline.transform.schemas import ConnectionsSchema
+    from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA
     from connections_pipeline.transform.validate import split_valid
 
     connections = pl.read_parquet(folder / "connections.parquet")
     loaded_mb, loaded_peak_mb = _rss_now_mb(), _peak_mb()
     started = time.perf_counter()
-    outcome = split_valid(connections, ConnectionsSchema, "connection_key")
+    outcome = split_valid(connections, CONNECTIONS_SCHEMA, "connection_key")
     elapsed = time.perf_counter() - started
     return {
         "rows_in": connections.height,
@@ -360,7 +360,7 @@ def _report(folder: Path, profile: bool) -> None:
           f"peak RSS {normalize['peak_rss_mb']:8,.0f} MiB")  # fmt: skip
     validate = run_step("validate", folder)
     rate = validate["rows_in"] / validate["seconds"]
-    print(f"(2) validation (split_valid, ConnectionsSchema), {validate['rows_in']:,} rows")
+    print(f"(2) validation (split_valid, CONNECTIONS_SCHEMA), {validate['rows_in']:,} rows")
     print(f"      time {validate['seconds']:8.2f} s   {rate:12,.0f} rows/s   "
           f"valid {validate['valid']:,}, quarantined {validate['quarantined']:,} "
           f"{validate['failed_checks'] or ''}")  # fmt: skip

@@ -6,7 +6,9 @@ connection state. The set is fixed by Finch's Dashboard, hence static.
 
 import dagster as dg
 
-CONNECTION_STATES: tuple[str, ...] = ("live", "staged", "disconnected")
+from connections_pipeline.concepts import STATES
+
+CONNECTION_STATES: tuple[str, ...] = STATES
 
 connection_state_partitions = dg.StaticPartitionsDefinition(list(CONNECTION_STATES))
 

@@ -19,7 +19,7 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
         store.dispose()
     print(f"\nSync {run_id} finished.")
     print(f"{'state':<14}{'rows':>8}{'needs action':>14}")
-    for state in ("live", "staged", "disconnected"):
+    for state in CONNECTION_STATES:
         rows = current.filter(pl.col("state") == state)
         print(f"{state:<14}{rows.height:>8}{int(rows['needs_action'].sum()):>14}")
     if runs.height:

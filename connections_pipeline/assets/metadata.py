@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from connections_pipeline.concepts import STATES
 from connections_pipeline.sync.run import SyncResult
 
 PREVIEW_COLUMNS = ["state", "company_name", "connection_status", "connection_type", "provider_name"]
@@ -39,7 +40,7 @@ def state_breakdown(connections: pl.DataFrame) -> dg.TableMetadataValue:
                     "needs_action": int(by_state.get(state, {}).get("needs_action", 0)),
                 }
             )
-            for state in ("live", "staged", "disconnected")
+            for state in STATES
         ],
         schema=dg.TableSchema(
             columns=[

@@ -3,7 +3,7 @@ service functions that create links and reauthentication links."""
 
 from connections_pipeline.connect_links.request import (
     AUTH_METHODS,
-    PRODUCTS,
+    CONNECT_PRODUCTS,
     SANDBOX_MODES,
     ConnectLinkError,
     ConnectLinkOutcomeUnknown,
@@ -23,7 +23,7 @@ from connections_pipeline.connect_links.service import (
 
 __all__ = [
     "AUTH_METHODS",
-    "PRODUCTS",
+    "CONNECT_PRODUCTS",
     "SANDBOX_MODES",
     "ConnectLinkError",
     "ConnectLinkOutcomeUnknown",

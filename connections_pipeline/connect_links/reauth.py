@@ -7,10 +7,7 @@ from datetime import datetime
 
 import polars as pl
 
-from connections_pipeline.transform.sessions import KIND_REAUTHENTICATE, PENDING, UNKNOWN
-
-REAUTH_STATUS = "reauth"
-LIVE = "live"
+from connections_pipeline.concepts import KIND_REAUTHENTICATE, LIVE, PENDING, REAUTH, UNKNOWN
 
 REAUTH_QUEUE_SCHEMA = pl.Schema(
     {
@@ -34,7 +31,7 @@ def reauth_connections(current: pl.DataFrame) -> pl.DataFrame:
     """Live connections whose status is `reauth`: the employer must reconnect."""
     return current.filter(
         (pl.col("state") == LIVE)
-        & (pl.col("connection_status") == REAUTH_STATUS)
+        & (pl.col("connection_status") == REAUTH)
         & pl.col("connection_id").is_not_null()
     ).sort("connection_id")
 

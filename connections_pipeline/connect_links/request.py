@@ -17,28 +17,16 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from connections_pipeline.transform.sessions import (
+from connections_pipeline.concepts import (
+    AUTH_METHODS,
+    CONNECT_PRODUCTS,
     KIND_CONNECT,
     KIND_REAUTHENTICATE,
     PENDING,
+    SANDBOX_MODES,
     UNKNOWN,
 )
 
-# Finch's product set for Connect sessions.
-PRODUCTS = (
-    "company",
-    "directory",
-    "individual",
-    "employment",
-    "payment",
-    "pay_statement",
-    "benefits",
-    "ssn",
-    "deduction",
-    "documents",
-)
-AUTH_METHODS = ("assisted", "credential", "api_token", "api_credential", "oauth")
-SANDBOX_MODES = ("finch", "provider")
 MAX_TEXT = 255
 # Finch's default and maximum: 90 days.
 MAX_MINUTES_TO_EXPIRE = 129_600
@@ -183,10 +171,10 @@ def _has_control(text: str) -> bool:
 
 def _product_problems(products: Sequence[str]) -> list[str]:
     if not products:
-        return [f"products is required: one or more of {', '.join(PRODUCTS)}"]
-    unknown = [product for product in products if product not in PRODUCTS]
+        return [f"products is required: one or more of {', '.join(CONNECT_PRODUCTS)}"]
+    unknown = [product for product in products if product not in CONNECT_PRODUCTS]
     if unknown:
-        return [f"unknown product(s) {', '.join(unknown)}; known: {', '.join(PRODUCTS)}"]
+        return [f"unknown product(s) {', '.join(unknown)}; known: {', '.join(CONNECT_PRODUCTS)}"]
     return []
 
 

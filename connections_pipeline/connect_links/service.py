@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from connections_pipeline.concepts import KIND_CONNECT, KIND_REAUTHENTICATE
 from connections_pipeline.connect_links.reauth import connections_needing_link, reauth_queue
 from connections_pipeline.connect_links.request import (
     DEFAULT_REAUTH_MINUTES,
@@ -36,7 +37,6 @@ from connections_pipeline.connect_links.request import (
 from connections_pipeline.finch import FinchClient
 from connections_pipeline.finch.errors import MAY_HAVE_TAKEN_EFFECT, FinchCallResult
 from connections_pipeline.resources.finch_api import FinchResource
-from connections_pipeline.transform.sessions import KIND_CONNECT, KIND_REAUTHENTICATE
 from connections_pipeline.warehouse import CONNECTIONS_HISTORY, Warehouse
 
 logger = logging.getLogger(__name__)

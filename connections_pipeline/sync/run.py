@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from connections_pipeline.concepts import LIVE, REAUTH, STATES
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.resources.redaction import scrub_resources
 from connections_pipeline.resources.token_source import SourceBatch, session_rejections
@@ -23,7 +24,7 @@ from connections_pipeline.transform.guards import (
     trust_figures,
 )
 from connections_pipeline.transform.ledger import sessions_from_source
-from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
+from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.transform.validate import ValidationOutcome, split_valid
 from connections_pipeline.warehouse import (
@@ -83,7 +84,7 @@ class SyncResult:
     @property
     def state_counts(self) -> dict[str, int]:
         counts = Counter(self.connections["state"].to_list())
-        return {state: counts.get(state, 0) for state in ("live", "staged", "disconnected")}
+        return {state: counts.get(state, 0) for state in STATES}
 
 
 class SyncHeld(RuntimeError):
@@ -186,7 +187,7 @@ def _sync(
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
     )
-    validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
+    validation = split_valid(snapshot.connections, CONNECTIONS_SCHEMA, "connection_key")
     figures = trust_figures(
         previous,
         validation.valid,
@@ -258,7 +259,7 @@ def _result(
     accepted: bool,
     duplicate_rows: int,
 ) -> SyncResult:
-    entity_validation = split_valid(snapshot.entities, EntitiesSchema, "entity_id")
+    entity_validation = split_valid(snapshot.entities, ENTITIES_SCHEMA, "entity_id")
     quarantine = _quarantine(
         run_id, extraction.as_of, snapshot, validation, entity_validation, rejected
     )
@@ -268,7 +269,7 @@ def _result(
     ).height
     status, reason = _status(verdict, accepted, token_outcomes.get("failed", 0), failed_followups)
     counts = Counter(validation.valid["state"].to_list())
-    live = validation.valid.filter(pl.col("state") == "live")
+    live = validation.valid.filter(pl.col("state") == LIVE)
     stats = extraction.request_stats
     figures = verdict.figures
     sync_run = {
@@ -278,15 +279,13 @@ def _result(
         "as_of": extraction.as_of,
         "duration_seconds": time.perf_counter() - clock,
         "tokens": snapshot.tokens.height,
-        "live": counts.get("live", 0),
-        "staged": counts.get("staged", 0),
-        "disconnected": counts.get("disconnected", 0),
+        **{state: counts.get(state, 0) for state in STATES},
         "quarantined": quarantine.height,
         "requests": stats["requests"],
         "retries": stats["retries"],
         "rate_limited": stats["rate_limited"],
         "invalid_tokens": token_outcomes.get("invalid_token", 0),
-        "needs_reauth": live.filter(pl.col("connection_status") == "reauth").height,
+        "needs_reauth": live.filter(pl.col("connection_status") == REAUTH).height,
         "needs_action": int(live["needs_action"].sum()),
         "reauth_tokens": token_outcomes.get("needs_reauth", 0),
         "failed_tokens": token_outcomes.get("failed", 0),

@@ -2,31 +2,17 @@
 
 import polars as pl
 
-LIVE, STAGED, DISCONNECTED = "live", "staged", "disconnected"
-STATES = (LIVE, STAGED, DISCONNECTED)
-CONNECTION_STATUSES = (
-    "pending",
-    "processing",
-    "connected",
-    "error_no_account_setup",
-    "error_permissions",
-    "reauth",
+from connections_pipeline.concepts import (
+    ASSISTED,
+    ASSISTED_AUTH,
+    AUTOMATED,
+    AUTOMATED_ASSISTED,
+    AUTOMATED_AUTH_TYPES,
+    CONNECTION_STATUS_LABELS,
+    LIVE,
+    NEEDS_ACTION_STATUSES,
 )
-DISCONNECTED_STATUS = "disconnected"
-# Finch's status codes as the Dashboard's "Connection Status" column shows them.
-CONNECTION_STATUS_LABELS: dict[str, str] = {
-    "connected": "Connected",
-    "reauth": "Re-auth",
-    "pending": "Pending",
-    "processing": "Processing",
-    "error_no_account_setup": "Error: no account setup",
-    "error_permissions": "Error: permissions",
-    DISCONNECTED_STATUS: "Disconnected",
-}
-NEEDS_ACTION_STATUSES = ("reauth", "error_no_account_setup", "error_permissions")
-AUTOMATED, ASSISTED, AUTOMATED_ASSISTED = "Automated", "Assisted", "Automated, Assisted"
-CONNECTION_TYPES = (AUTOMATED, ASSISTED, AUTOMATED_ASSISTED)
-AUTOMATED_AUTH_TYPES = ("credential", "api_token", "api_credential", "oauth")
+
 MULTI_ENTITY_NAME = "Multi-entity connection"
 # Finch refreshes automated connections every 24 hours and assisted ones every 7 days.
 AUTOMATED_REFRESH_HOURS = 24
@@ -39,7 +25,7 @@ def connection_type(auth_types: pl.Expr) -> pl.Expr:
     Assisted alone means assisted syncs; assisted beside an automated method means syncs are
     automatic while deductions stay assisted.
     """
-    assisted = auth_types.list.contains("assisted")
+    assisted = auth_types.list.contains(ASSISTED_AUTH)
     automated = auth_types.list.eval(pl.element().is_in(AUTOMATED_AUTH_TYPES)).list.any()
     return (
         pl.when(assisted & automated)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline import concepts
 from connections_pipeline.transform.parse import UTC_DATETIME, freshest_per_connection
 
 
@@ -32,7 +32,7 @@ def plan_followups(
     single_entity = pl.col("entities").list.len().fill_null(0) <= 1
     has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
     can_answer = ~pl.col("connection_status").is_in(
-        [*rules.NEEDS_ACTION_STATUSES, "pending"]
+        [*concepts.NEEDS_ACTION_STATUSES, "pending"]
     ).fill_null(True)
     cache_stale = (
         pl.col("known_company_name").is_null()
@@ -44,7 +44,7 @@ def plan_followups(
         "token_fingerprint",
         (
             pl.col("known_connected_at").is_null()
-            & (pl.col("connection_type") != rules.ASSISTED).fill_null(True)
+            & (pl.col("connection_type") != concepts.ASSISTED).fill_null(True)
         ).alias("need_jobs"),
         (single_entity & has_company_product & can_answer & cache_stale).alias("need_company"),
     )

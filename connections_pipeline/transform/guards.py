@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline import concepts
 
 OK, FAILED, INVALID_TOKEN = "ok", "failed", "invalid_token"
 OTHER_APPLICATION = "other_application"
@@ -153,10 +153,10 @@ def trust_figures(
         previous_tokens: finch_tokens before the run.
         rejected_source_rows: token-source rows that could not be used.
     """
-    live_now = connections.filter(pl.col("state") == rules.LIVE)["connection_key"]
-    previous_live = previous.filter(pl.col("state") == rules.LIVE)["connection_key"]
+    live_now = connections.filter(pl.col("state") == concepts.LIVE)["connection_key"]
+    previous_live = previous.filter(pl.col("state") == concepts.LIVE)["connection_key"]
     known_invalid = previous_tokens.filter(pl.col("last_outcome") == INVALID_TOKEN)
-    live_ids = connections.filter(pl.col("state") == rules.LIVE)["connection_id"].drop_nulls()
+    live_ids = connections.filter(pl.col("state") == concepts.LIVE)["connection_id"].drop_nulls()
     newly_invalid = tokens.filter(
         (pl.col("last_outcome") == INVALID_TOKEN)
         & ~pl.col("token_fingerprint").is_in(known_invalid["token_fingerprint"].implode())

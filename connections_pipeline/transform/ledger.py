@@ -6,8 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from connections_pipeline.concepts import KIND_CONNECT, PENDING
 from connections_pipeline.transform.parse import UTC_DATETIME, parse_timestamp
-from connections_pipeline.transform.sessions import KIND_CONNECT, PENDING
 
 SOURCE_SESSION_SCHEMA = {
     "session_id": pl.String,

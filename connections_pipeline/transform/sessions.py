@@ -16,12 +16,16 @@ from datetime import datetime
 
 import polars as pl
 
-from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline import concepts
+from connections_pipeline.concepts import (
+    COMPLETED,
+    EXPIRED,
+    KIND_CONNECT,
+    KIND_REAUTHENTICATE,
+    PENDING,
+    UNKNOWN,
+)
 from connections_pipeline.transform.parse import UTC_DATETIME
-
-PENDING, COMPLETED, EXPIRED, UNKNOWN = "pending", "completed", "expired", "unknown"
-SESSION_STATUSES = (PENDING, COMPLETED, EXPIRED, UNKNOWN)
-KIND_CONNECT, KIND_REAUTHENTICATE = "connect", "reauthenticate"
 
 
 def session_progress(
@@ -48,7 +52,7 @@ def session_progress(
         .select("session_id", "match_connection_id", "match_connected_at")
     )
     reauth_done = connections.filter(
-        (pl.col("state") == rules.LIVE) & (pl.col("connection_status") == "connected")
+        (pl.col("state") == concepts.LIVE) & (pl.col("connection_status") == "connected")
     ).select(pl.col("connection_id").alias("reauth_connection_id"), pl.lit(True).alias("healed"))
     # A session the source already reports completed took its connection's connect time.
     linked = connections.select(
@@ -131,7 +135,7 @@ def staged_rows(
         .join(providers, on="provider_id", how="left")
         .select(
             pl.col("session_id").alias("connection_key"),
-            pl.lit(rules.STAGED).alias("state"),
+            pl.lit(concepts.STAGED).alias("state"),
             "session_id",
             "customer_name",
             "customer_id",

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import polars as pl
 
+from connections_pipeline import concepts
+from connections_pipeline.concepts import KIND_CONNECT
 from connections_pipeline.transform import dashboard_rules as rules
 from connections_pipeline.transform.guards import (
     FAILED,
@@ -25,7 +27,7 @@ from connections_pipeline.transform.parse import (
     parse_introspections,
     parse_providers,
 )
-from connections_pipeline.transform.sessions import KIND_CONNECT, session_progress, staged_rows
+from connections_pipeline.transform.sessions import session_progress, staged_rows
 from connections_pipeline.transform.token_frame import CONNECTION_DETAILS, SOURCE_DETAIL_COLUMNS
 
 INVALID_TOKEN = "invalid_token"
@@ -191,7 +193,7 @@ def _live_connections(
         .with_columns(entity_count.cast(pl.Int32).alias("entity_count"))
         .select(
             pl.col("connection_id").alias("connection_key"),
-            pl.lit(rules.LIVE).alias("state"),
+            pl.lit(concepts.LIVE).alias("state"),
             "connection_id",
             rules.company_name(
                 pl.col("entity_count"),
@@ -234,7 +236,7 @@ def _not_refreshable(
     record a change that did not happen. Freshest means the latest `issued_at`; when the
     issue times are unknown, the token that answered for the connection last time.
     """
-    working = inputs.previous.filter(pl.col("state") != rules.STAGED).select(
+    working = inputs.previous.filter(pl.col("state") != concepts.STAGED).select(
         "connection_id", pl.col("working_token_fingerprint").alias("token_fingerprint")
     )
     answered = introspections.select("connection_id", "token_fingerprint").with_columns(
@@ -313,12 +315,12 @@ def _carried_forward(
         .rename({"provider_name": "source_provider_name"})
     )
     known = inputs.previous.filter(
-        (pl.col("state") != rules.STAGED)
+        (pl.col("state") != concepts.STAGED)
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
     )
     revoked = pl.col("all_revoked").fill_null(False)
     kept = known.join(per_connection, on="connection_id", how="left").with_columns(
-        pl.when(revoked).then(pl.lit(rules.DISCONNECTED)).otherwise("state").alias("state"),
+        pl.when(revoked).then(pl.lit(concepts.DISCONNECTED)).otherwise("state").alias("state"),
         pl.when(revoked)
         .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
         .otherwise("disconnected_at")
@@ -339,7 +341,7 @@ def _carried_forward(
         & ~pl.col("connection_id").is_in(inputs.previous["connection_id"].implode())
     ).select(
         pl.col("connection_id").alias("connection_key"),
-        pl.lit(rules.DISCONNECTED).alias("state"),
+        pl.lit(concepts.DISCONNECTED).alias("state"),
         "connection_id",
         "token_count",
         pl.lit(inputs.as_of).cast(UTC_DATETIME).alias("disconnected_at"),
@@ -399,13 +401,13 @@ def _with_derived_columns(
 ) -> pl.DataFrame:
     state, status = pl.col("state"), pl.col("connection_status")
     return connections.with_columns(
-        pl.when(state == rules.DISCONNECTED)
-        .then(pl.lit(rules.DISCONNECTED_STATUS))
+        pl.when(state == concepts.DISCONNECTED)
+        .then(pl.lit(concepts.DISCONNECTED_STATUS))
         .otherwise(status)
         .alias("connection_status"),
         rules.status_label(
-            pl.when(state == rules.DISCONNECTED)
-            .then(pl.lit(rules.DISCONNECTED_STATUS))
+            pl.when(state == concepts.DISCONNECTED)
+            .then(pl.lit(concepts.DISCONNECTED_STATUS))
             .otherwise(status)
         ).alias("connection_status_label"),
         rules.needs_action(state, status).alias("needs_action"),

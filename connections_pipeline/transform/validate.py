@@ -26,11 +26,11 @@ class ValidationOutcome:
 
 
 def split_valid(
-    frame: pl.DataFrame, model: type[pa.DataFrameModel], key_column: str
+    frame: pl.DataFrame, schema: pa.DataFrameSchema, key_column: str
 ) -> ValidationOutcome:
     """Validate lazily (every failure at once) and quarantine exactly the failing rows."""
     try:
-        model.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         failures = exc.failure_cases
     else:
@@ -38,9 +38,10 @@ def split_valid(
     schema_level = failures.filter(pl.col("index").is_null())
     if not schema_level.is_empty():
         problems = "; ".join(
-            f"{row['column']}: {row['check']}" for row in schema_level.iter_rows(named=True)
+            f"{row['column']}: {row['check']} ({row['failure_case']})"
+            for row in schema_level.iter_rows(named=True)
         )
-        raise SchemaMismatchError(f"{model.__name__} does not fit the frame: {problems}")
+        raise SchemaMismatchError(f"{schema.name} does not fit the frame: {problems}")
     reasons = (
         failures.with_columns(
             pl.format("{} failed {}", pl.col("column"), pl.col("check")).alias("reason")

@@ -25,7 +25,6 @@ from connections_pipeline.warehouse.columns import (
     RUN_PARTIAL,
     RUN_STATUSES,
     RUN_SUCCESS,
-    SCHEMA_VERSION_TABLE,
     SESSION_PROGRESS_COLUMNS,
     SYNC_RUNS,
     SYNC_RUNS_COLUMNS,
@@ -46,7 +45,6 @@ from connections_pipeline.warehouse.run_records import sessions_not_stored
 from connections_pipeline.warehouse.tables import (
     DEFAULT_SCHEMA,
     SCHEMA_SETTING,
-    SCHEMA_VERSION,
     build_metadata,
     validate_schema_name,
 )
@@ -74,8 +72,6 @@ __all__ = [
     "RUN_STATUSES",
     "RUN_SUCCESS",
     "SCHEMA_SETTING",
-    "SCHEMA_VERSION",
-    "SCHEMA_VERSION_TABLE",
     "SESSION_PROGRESS_COLUMNS",
     "SYNC_RUNS",
     "SYNC_RUNS_COLUMNS",

@@ -49,7 +49,6 @@ SYNC_RUNS = "finch_sync_runs"
 QUARANTINE = "finch_quarantine"
 RAW_RESPONSES = "finch_raw_responses"
 CONNECT_SESSIONS = "finch_connect_sessions"
-SCHEMA_VERSION_TABLE = "finch_schema_version"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("connection_key", nullable=False),
@@ -240,11 +239,6 @@ CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
     _ts("status_updated_at"),
 )
 
-SCHEMA_VERSION_COLUMNS: tuple[Column, ...] = (
-    _int("version", nullable=False),
-    _ts("applied_at", nullable=False),
-)
-
 TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
     {
         CONNECTIONS: CONNECTIONS_COLUMNS,
@@ -255,7 +249,6 @@ TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
         QUARANTINE: QUARANTINE_COLUMNS,
         RAW_RESPONSES: RAW_RESPONSES_COLUMNS,
         CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
-        SCHEMA_VERSION_TABLE: SCHEMA_VERSION_COLUMNS,
     }
 )
 
@@ -271,7 +264,6 @@ PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         QUARANTINE: (),
         RAW_RESPONSES: (),
         CONNECT_SESSIONS: ("session_id",),
-        SCHEMA_VERSION_TABLE: ("version",),
     }
 )
 

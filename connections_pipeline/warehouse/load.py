@@ -17,6 +17,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert
 
+from connections_pipeline.concepts import LIVE
 from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
@@ -369,7 +370,7 @@ def load_run(
         opened, closed, replaced = _write_history(
             connection, history, current, prepared, plan, snapshot
         )
-    live_ids = prepared.connections.filter(pl.col("state") == "live")["connection_id"]
+    live_ids = prepared.connections.filter(pl.col("state") == LIVE)["connection_id"]
     _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities, live_ids)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)
     _replace_run_rows(connection, tables[QUARANTINE], prepared.run_id, prepared.quarantine)

@@ -1,6 +1,5 @@
 """SQLAlchemy tables built from the column lists, and the create-and-migrate step."""
 
-import datetime as dt
 import re
 
 import polars as pl
@@ -9,15 +8,12 @@ from sqlalchemy.dialects import postgresql
 
 from connections_pipeline.warehouse.columns import (
     PRIMARY_KEYS,
-    SCHEMA_VERSION_TABLE,
     TABLE_COLUMNS,
     Column,
 )
 
 SCHEMA_SETTING = "CONNECTIONS_WAREHOUSE_SCHEMA"
 DEFAULT_SCHEMA = "finch"
-# Bumped when a release changes the tables; migrations are additive (new columns only).
-SCHEMA_VERSION = 1
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -132,12 +128,4 @@ def ensure_tables(connection: sa.Connection, metadata: sa.MetaData) -> list[str]
                 )
             )
             added.append(f"{table.name}.{column.name}")
-    versions = metadata.tables[f"{metadata.schema}.{SCHEMA_VERSION_TABLE}"]
-    recorded = connection.execute(
-        sa.select(versions.c.version).where(versions.c.version == SCHEMA_VERSION)
-    ).first()
-    if recorded is None:
-        connection.execute(
-            versions.insert().values(version=SCHEMA_VERSION, applied_at=dt.datetime.now(dt.UTC))
-        )
     return added

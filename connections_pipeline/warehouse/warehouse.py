@@ -191,18 +191,6 @@ class Warehouse:
     def read_sessions(self) -> pl.DataFrame:
         return self.read_table(CONNECT_SESSIONS)
 
-    def write_raw_responses(self, run_id: str, frame: pl.DataFrame) -> int:
-        """Replace the raw responses stored for `run_id`, in a transaction of its own.
-
-        Returns:
-            The number of rows written.
-        """
-        rows = run_records.conform_raw_responses(run_id, frame)
-        with self._connect(transaction=True) as connection:
-            return run_records.replace_raw_responses(
-                connection, self.table(RAW_RESPONSES), run_id, rows
-            )
-
     def read_raw_responses(self, run_id: str) -> pl.DataFrame:
         """The raw responses of one run, as written, ordered by fetch time."""
         table = self.table(RAW_RESPONSES)
@@ -225,17 +213,6 @@ class Warehouse:
         rows = run_records.conform_sessions(frame)
         with self._connect(transaction=True) as connection:
             return run_records.add_sessions(connection, self.table(CONNECT_SESSIONS), rows)
-
-    def update_session_progress(self, frame: pl.DataFrame) -> int:
-        """Set status, connection_id, completed_at, time_to_connect_seconds and
-        status_updated_at of the given sessions; no other column changes.
-
-        Returns:
-            The number of ledger sessions updated (unknown session_ids are ignored).
-        """
-        rows = run_records.conform_session_progress(frame)
-        with self._connect(transaction=True) as connection:
-            return run_records.set_session_progress(connection, self.table(CONNECT_SESSIONS), rows)
 
     def _reauth_queue_table(self) -> sa.Table:
         # Outside build_metadata on purpose: a published view for people, replaced whole on

@@ -8,6 +8,7 @@ import pytest
 from export.export_helpers import materialize_states, resources
 from sync.sync_helpers import DASHBOARD_LABELS, make_warehouse, served_sandbox
 
+from connections_pipeline import concepts
 from connections_pipeline.sync.run import run_sync
 from connections_pipeline.transform import dashboard_rules as rules
 
@@ -19,7 +20,9 @@ def test_every_status_code_has_the_dashboards_label(code: str, label: str) -> No
 
 
 def test_every_status_finch_sends_is_labelled_and_an_unknown_one_keeps_its_text() -> None:
-    assert set(rules.CONNECTION_STATUSES) | {rules.DISCONNECTED_STATUS} == set(DASHBOARD_LABELS)
+    assert set(concepts.CONNECTION_STATUSES) | {concepts.DISCONNECTED_STATUS} == set(
+        DASHBOARD_LABELS
+    )
     frame = pl.DataFrame({"status": ["suspended", None]}, schema={"status": pl.String})
     labels = frame.select(rules.status_label(pl.col("status")))["status"].to_list()
     assert labels == ["suspended", None]

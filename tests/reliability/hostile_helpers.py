@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from connections_pipeline.resources.token_source import REJECTED_SCHEMA, TOKEN_FRAME_SCHEMA
 from connections_pipeline.sync.extract import RAW_SCHEMA
 from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES, _quarantine
-from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
+from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.transform.validate import ValidationOutcome, split_valid
 from connections_pipeline.warehouse import (
@@ -229,8 +229,8 @@ def run_transform(
         ),
         CONNECTIONS_COLUMNS_NAMES,
     )
-    validation = split_valid(snapshot.connections, ConnectionsSchema, "connection_key")
-    entity_validation = split_valid(snapshot.entities, EntitiesSchema, "entity_id")
+    validation = split_valid(snapshot.connections, CONNECTIONS_SCHEMA, "connection_key")
+    entity_validation = split_valid(snapshot.entities, ENTITIES_SCHEMA, "entity_id")
     no_source_rejects = pl.DataFrame(schema=REJECTED_SCHEMA)
     quarantine = _quarantine(
         run_id, as_of, snapshot, validation, entity_validation, no_source_rejects

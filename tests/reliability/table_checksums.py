@@ -20,7 +20,6 @@ RUN_EFFORT_COLUMNS = {
         "rate_limited",
     ),
     "finch_raw_responses": ("request_id",),
-    "finch_schema_version": ("applied_at",),
 }
 
 

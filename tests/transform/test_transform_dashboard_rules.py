@@ -5,6 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from connections_pipeline import concepts
 from connections_pipeline.transform import dashboard_rules as rules
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -67,7 +68,7 @@ def test_expected_refresh_hours(kind: str | None, hours: int | None) -> None:
     assert result.schema["hours"] == pl.Int32
 
 
-@pytest.mark.parametrize("status", rules.NEEDS_ACTION_STATUSES)
+@pytest.mark.parametrize("status", concepts.NEEDS_ACTION_STATUSES)
 def test_live_connections_in_reauth_or_error_need_action(status: str) -> None:
     assert _needs_action("live", status) is True
 

@@ -21,7 +21,7 @@ from transform_helpers import (
     token_source,
 )
 
-from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
+from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.validate import split_valid
 
 CONNECTION_IDS = ["conn-a", "conn-b", "conn-c", "", " ", "conn-\u00e9\U0001f680"]
@@ -169,8 +169,8 @@ def _account_for_tokens(bodies: list[str], issued: list, with_history: bool) -> 
         }
 
     result = snapshot(*raw_rows, source=source, **extra)
-    outcome = split_valid(result.connections, ConnectionsSchema, "connection_key")
-    entity_outcome = split_valid(result.entities, EntitiesSchema, "entity_id")
+    outcome = split_valid(result.connections, CONNECTIONS_SCHEMA, "connection_key")
+    entity_outcome = split_valid(result.entities, ENTITIES_SCHEMA, "entity_id")
 
     # No row of the snapshot is dropped by validation.
     assert outcome.valid.height + outcome.quarantined.height == result.connections.height

@@ -26,7 +26,7 @@ from transform_helpers import (
     token_source,
 )
 
-from connections_pipeline.transform.schemas import ConnectionsSchema, EntitiesSchema
+from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.validate import split_valid
 from connections_pipeline.warehouse.columns import polars_schema
 
@@ -442,9 +442,9 @@ def test_a_mixed_run_has_the_warehouse_schema_and_validates_cleanly() -> None:
     }
     assert result.rejected["token_fingerprint"].to_list() == ["fp-garbage"]
     assert result.rejected["record_kind"].to_list() == ["introspection"]
-    outcome = split_valid(result.connections, ConnectionsSchema, "connection_key")
+    outcome = split_valid(result.connections, CONNECTIONS_SCHEMA, "connection_key")
     assert outcome.passed, outcome.quarantined.to_dicts()
-    assert split_valid(result.entities, EntitiesSchema, "entity_id").passed
+    assert split_valid(result.entities, ENTITIES_SCHEMA, "entity_id").passed
     assert result.tokens.columns == [
         "token_fingerprint",
         "connection_id",

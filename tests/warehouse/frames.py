@@ -176,13 +176,9 @@ def run(
 
 def all_tables(warehouse) -> dict[str, pl.DataFrame]:
     """Full contents of every data table, for before/after comparisons."""
-    from connections_pipeline.warehouse import SCHEMA_VERSION_TABLE, TABLE_COLUMNS
+    from connections_pipeline.warehouse import TABLE_COLUMNS
 
-    return {
-        name: warehouse.read_table(name)
-        for name in sorted(TABLE_COLUMNS)
-        if name != SCHEMA_VERSION_TABLE
-    }
+    return {name: warehouse.read_table(name) for name in sorted(TABLE_COLUMNS)}
 
 
 def assert_same_tables(before: dict[str, pl.DataFrame], after: dict[str, pl.DataFrame]) -> None:

@@ -89,7 +89,7 @@ def test_progress_updates_only_the_progress_columns(warehouse: Warehouse) -> Non
         },
         schema_overrides={"completed_at": pl.Datetime("us", "UTC")},
     )
-    assert warehouse.update_session_progress(progress) == 2
+    warehouse.load_run(dataclasses.replace(run("r1", at(2), []), session_progress=progress))
     after = warehouse.read_sessions()
     assert after["session_id"].to_list() == ["s1", "s2", "s3"]
     progress_columns = [
@@ -103,7 +103,8 @@ def test_progress_updates_only_the_progress_columns(warehouse: Warehouse) -> Non
     ]
     assert after.row(2) == before.row(2)
     with pytest.raises(ValueError, match="unexpected columns"):
-        warehouse.update_session_progress(progress.with_columns(pl.lit("x").alias("customer_id")))
+        extra = progress.with_columns(pl.lit("x").alias("customer_id"))
+        warehouse.load_run(dataclasses.replace(run("r2", at(3), []), session_progress=extra))
 
 
 def raw_responses(count: int, body: str = '{"ok": true}') -> pl.DataFrame:
@@ -132,18 +133,22 @@ def raw_responses(count: int, body: str = '{"ok": true}') -> pl.DataFrame:
 
 
 def test_raw_responses_round_trip_and_are_replaced_per_run(warehouse: Warehouse) -> None:
+    # What a held or failed run keeps for diagnosis: its run row and raw responses.
     body = '{"entities": [{"name": "Acme, \\"Inc\\"\\n", "id": "é"}], "x": null}'
-    assert warehouse.write_raw_responses("r1", raw_responses(3, body)) == 3
-    warehouse.write_raw_responses("r2", raw_responses(2))
+    held = {"status": "held", "status_reason": "for the test"}
+    warehouse.record_unloaded_run("r1", at(0), held, raw_responses(3, body))
+    warehouse.record_unloaded_run("r2", at(1), held, raw_responses(2))
     stored = warehouse.read_raw_responses("r1")
     assert stored.schema == empty_frame(RAW_RESPONSES).schema
     assert stored.drop("run_id").equals(raw_responses(3, body))
     assert stored["run_id"].unique().to_list() == ["r1"]
-    # Writing r1 again replaces r1's rows only.
-    warehouse.write_raw_responses("r1", raw_responses(1))
+    # Recording r1 again replaces r1's rows only.
+    warehouse.record_unloaded_run("r1", at(0), held, raw_responses(1))
     assert warehouse.read_raw_responses("r1").height == 1
     assert warehouse.read_raw_responses("r2").height == 2
     assert warehouse.read_raw_responses("nope").height == 0
+    runs = warehouse.read_table("finch_sync_runs")
+    assert runs.select("run_id", "status").rows() == [("r1", "held"), ("r2", "held")]
 
 
 def _run_with_ledger_and_raw(**changes: object) -> object:

@@ -12,8 +12,6 @@ from polars.testing import assert_frame_equal
 from connections_pipeline.warehouse import (
     CONNECTIONS,
     CONNECTIONS_COLUMNS,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_TABLE,
     TABLE_COLUMNS,
     TOKENS,
     Warehouse,
@@ -45,21 +43,17 @@ def test_connection_columns_are_the_documented_ones() -> None:
 
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
 def test_every_table_reads_back_empty_with_its_schema(warehouse: Warehouse, table: str) -> None:
-    if table == SCHEMA_VERSION_TABLE:
-        return
     stored = warehouse.read_table(table)
     assert stored.height == 0
     assert stored.schema == empty_frame(table).schema
 
 
-def test_ensure_tables_is_idempotent_and_records_the_version(warehouse: Warehouse) -> None:
+def test_ensure_tables_is_idempotent(warehouse: Warehouse) -> None:
     warehouse.load_run(run("r1", at(0), [connection_row("a")]))
     before = warehouse.read_current()
     assert warehouse.ensure_tables() == []
     assert warehouse.ensure_tables() == []
     assert_frame_equal(warehouse.read_current(), before)
-    versions = warehouse.read_table(SCHEMA_VERSION_TABLE)
-    assert versions["version"].to_list() == [SCHEMA_VERSION]
 
 
 def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) -> None:
