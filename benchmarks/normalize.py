@@ -49,10 +49,10 @@ TARGET_ROWS_PER_SECOND = 200_000
 def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str, int]:
     """One seeded emulator dataset rendered as raw `/introspect` rows and token-source rows."""
     from connections_pipeline.finch.fingerprint import token_fingerprint
-    from connections_pipeline.resources.token_source import TOKEN_FRAME_SCHEMA
     from connections_pipeline.sandbox import payloads
     from connections_pipeline.sandbox.dataset import generate_dataset
     from connections_pipeline.sync.extract import RAW_SCHEMA
+    from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
 
     data = generate_dataset(seed, connections, START)
     raw: dict[str, list] = {name: [] for name in RAW_SCHEMA}

@@ -173,11 +173,11 @@ def _one_line(message: str) -> str:
 
 def _scrubbed(message: str) -> str:
     """`message` without the secrets the environment's settings carry."""
-    from connections_pipeline.resources.redaction import database_url_secrets, scrub
+    from connections_pipeline.redaction import scrub, url_secrets
 
     secrets = [os.environ.get("FINCH_CLIENT_SECRET")]
     for name in ("CONNECTIONS_WAREHOUSE_URL", "CONNECTIONS_TOKENS_URL"):
-        secrets += database_url_secrets(os.environ.get(name))
+        secrets += url_secrets(os.environ.get(name))
     return scrub(message, secrets)
 
 

@@ -5,8 +5,8 @@ import polars as pl
 
 from connections_pipeline.assets.exports import EXPORT_ASSET
 from connections_pipeline.partitions import CONNECTION_STATES
+from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.resources import WarehouseResource
-from connections_pipeline.warehouse.engine import safe_url
 
 
 def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
@@ -29,7 +29,7 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
             f"({run['retries']} retries, {run['rate_limited']} rate-limited); "
             f"{run['quarantined']} rows quarantined"
         )
-    print(f"Warehouse: {safe_url(store.url)} (schema {store.schema})")
+    print(f"Warehouse: {safe_database_url(store.url)} (schema {store.schema})")
 
 
 def print_exports(result: dg.ExecuteInProcessResult) -> None:

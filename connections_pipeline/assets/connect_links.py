@@ -19,7 +19,7 @@ from connections_pipeline.resources import (
     FinchResource,
     WarehouseResource,
 )
-from connections_pipeline.resources.redaction import scrub_resources
+from connections_pipeline.resources.redacted_fields import scrub_resources
 from connections_pipeline.warehouse import WarehouseConnectionError
 
 CONNECT_LINK_JOB_NAME = "create_connect_link"

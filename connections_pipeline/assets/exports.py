@@ -24,8 +24,8 @@ from connections_pipeline.export import (
     latest_file_name,
 )
 from connections_pipeline.partitions import connection_state_partitions
+from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
-from connections_pipeline.resources.redaction import safe_database_url
 from connections_pipeline.warehouse import (
     CONNECTIONS,
     CONNECTIONS_COLUMNS,

@@ -20,9 +20,9 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
-from connections_pipeline.resources.redaction import scrub_resources
+from connections_pipeline.resources.redacted_fields import scrub_resources
 from connections_pipeline.resources.sync_guard import SyncGuardError
-from connections_pipeline.resources.token_source import TokenSourceError
+from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
 from connections_pipeline.transform.guards import Verdict
 from connections_pipeline.warehouse import RUN_HELD, WarehouseConnectionError

@@ -35,7 +35,7 @@ from connections_pipeline.connect_links.request import (
     unknown_ledger_row,
 )
 from connections_pipeline.finch import FinchClient
-from connections_pipeline.finch.errors import MAY_HAVE_TAKEN_EFFECT, FinchCallResult
+from connections_pipeline.finch.results import MAY_HAVE_TAKEN_EFFECT, FinchCallResult
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.warehouse import CONNECTIONS_HISTORY, Warehouse
 

@@ -12,11 +12,7 @@ from connections_pipeline.export.columns import (
     dated_file_name,
     latest_file_name,
 )
-from connections_pipeline.export.destination import (
-    Destination,
-    parse_storage_options,
-    redact_url,
-)
+from connections_pipeline.export.destination import Destination, parse_storage_options
 from connections_pipeline.export.errors import (
     OPTIONS_SETTING,
     URL_SETTING,
@@ -55,7 +51,6 @@ __all__ = [
     "latest_file_name",
     "neutralise",
     "parse_storage_options",
-    "redact_url",
     "restore",
     "select_rows",
 ]

@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -28,6 +27,7 @@ from connections_pipeline.export.errors import (
     ExportSettingError,
     ExportWriteError,
 )
+from connections_pipeline.redaction import nested_strings, redact_url, scrub
 
 
 def parse_storage_options(text: str | None) -> dict[str, Any]:
@@ -41,17 +41,6 @@ def parse_storage_options(text: str | None) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise ExportSettingError(f"{OPTIONS_SETTING} must be a JSON object")
     return options
-
-
-def redact_url(url: str) -> str:
-    """`url` without a user name or password it may carry."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 class Destination:
@@ -74,7 +63,7 @@ class Destination:
         if not isinstance(url, str) or not url.strip():
             raise ExportSettingError(f"{URL_SETTING} is empty; set a folder or a URL")
         self.display_url = redact_url(url)
-        self._secrets = list(_strings(storage_options or {}))
+        self._secrets = list(nested_strings(storage_options or {}))
         try:
             # A fresh filesystem object: fsspec's instance cache would keep credentials and
             # endpoints from an earlier run of the same process.
@@ -201,23 +190,7 @@ class Destination:
         _sync_folder(folder)
 
     def _scrub(self, exc: BaseException) -> str:
-        message = f"{exc.__class__.__name__}: {exc}"
-        for value in self._secrets:
-            if len(value) >= 4:
-                message = message.replace(value, "***")
-        return message
-
-
-def _strings(value: Any) -> Iterable[str]:
-    # Every text value of the storage options, nested ones included: any could be a secret.
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
+        return scrub(f"{exc.__class__.__name__}: {exc}", self._secrets)
 
 
 def _sync_folder(folder: Path) -> None:

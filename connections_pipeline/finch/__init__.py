@@ -6,8 +6,9 @@ used from assets, the CLI, benchmarks and tests alike.
 
 from connections_pipeline.finch.client import FinchClient
 from connections_pipeline.finch.config import FinchClientConfig
-from connections_pipeline.finch.errors import CallOutcome, FinchCallResult, FinchConfigError
+from connections_pipeline.finch.errors import FinchConfigError
 from connections_pipeline.finch.fingerprint import token_fingerprint
+from connections_pipeline.finch.results import CallOutcome, FinchCallResult
 from connections_pipeline.finch.stats import RequestStats
 
 __all__ = [

@@ -21,15 +21,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from connections_pipeline.finch.config import FinchClientConfig
-from connections_pipeline.finch.errors import (
-    MAY_HAVE_TAKEN_EFFECT,
-    CallOutcome,
-    FinchCallResult,
-    FinchConfigError,
-)
+from connections_pipeline.finch.errors import FinchConfigError
 from connections_pipeline.finch.fingerprint import token_fingerprint
 from connections_pipeline.finch.pacing import Pacer
+from connections_pipeline.finch.results import MAY_HAVE_TAKEN_EFFECT, CallOutcome, FinchCallResult
 from connections_pipeline.finch.stats import RequestStats
+from connections_pipeline.redaction import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -452,8 +449,7 @@ def _str_or_none(value: Any) -> str | None:
 
 def _scrub(result: FinchCallResult, access_token: str | None) -> FinchCallResult:
     """Replace any echo of the token in server-supplied text with its fingerprint."""
-    if not access_token or not result.message or access_token not in result.message:
+    if not access_token or not result.message:
         return result
-    return replace(
-        result, message=result.message.replace(access_token, token_fingerprint(access_token))
-    )
+    fingerprint = {access_token: token_fingerprint(access_token)}
+    return replace(result, message=scrub(result.message, fingerprint))

@@ -4,8 +4,9 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from connections_pipeline.export import Destination, parse_storage_options, redact_url
-from connections_pipeline.resources.redaction import MASK, RedactedFields
+from connections_pipeline.export import Destination, parse_storage_options
+from connections_pipeline.redaction import redact_url
+from connections_pipeline.resources.redacted_fields import MASK, RedactedFields
 
 DEFAULT_EXPORT_URL = "./data/exports"
 

@@ -5,7 +5,7 @@ import functools
 import dagster as dg
 
 from connections_pipeline.finch import FinchClient, FinchClientConfig, FinchConfigError
-from connections_pipeline.resources.redaction import RedactedFields
+from connections_pipeline.resources.redacted_fields import RedactedFields
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
 from connections_pipeline.transform.guards import FINCH_CLIENT_TYPES, Application
 

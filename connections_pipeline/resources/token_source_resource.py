@@ -6,17 +6,13 @@ from typing import Literal, cast, get_args
 import dagster as dg
 import polars as pl
 
+from connections_pipeline.redaction import url_secrets
 from connections_pipeline.resources.finch_api import FinchResource
-from connections_pipeline.resources.redaction import RedactedFields, database_url_secrets
-from connections_pipeline.resources.token_source import (
-    SourceBatch,
-    TokenSourceError,
-    read_session_file,
-    read_token_file,
-    read_token_query,
-    tokens_from_records,
-)
+from connections_pipeline.resources.redacted_fields import RedactedFields
 from connections_pipeline.sandbox import read_served_sandbox
+from connections_pipeline.sources.files import read_session_file, read_token_file
+from connections_pipeline.sources.records import SourceBatch, TokenSourceError, tokens_from_records
+from connections_pipeline.sources.sql import read_token_query
 
 SourceKind = Literal["auto", "file", "sql", "sandbox"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -43,7 +39,7 @@ class TokenSourceResource(RedactedFields, dg.ConfigurableResource):
 
     def secret_values(self) -> list[str]:
         """The token database URL's password, for scrubbing messages."""
-        return database_url_secrets(self.tokens_url)
+        return url_secrets(self.tokens_url)
 
     def resolved_kind(self, finch: FinchResource) -> SourceKind:
         """The source this configuration means; refuses contradictory or missing settings."""

@@ -4,12 +4,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from connections_pipeline.resources.redaction import (
-    RedactedFields,
-    database_url_secrets,
-    safe_database_url,
-    scrub,
-)
+from connections_pipeline.redaction import safe_database_url, scrub, url_secrets
+from connections_pipeline.resources.redacted_fields import RedactedFields
 from connections_pipeline.warehouse import Warehouse, validate_schema_name
 from connections_pipeline.warehouse.engine import check_schema_for_url, parse_warehouse_url
 
@@ -34,7 +30,7 @@ class WarehouseResource(RedactedFields, dg.ConfigurableResource):
 
     def secret_values(self) -> list[str]:
         """The URL's password (user-info or query parameter), for scrubbing messages."""
-        return database_url_secrets(self.url)
+        return url_secrets(self.url)
 
     def scrub(self, text: str) -> str:
         """`text` (e.g. an error message) without the URL's password, wherever it sits."""

@@ -12,7 +12,7 @@ import polars as pl
 
 from connections_pipeline.finch import FinchCallResult, FinchClient
 from connections_pipeline.finch.client import gather_with_progress
-from connections_pipeline.resources.token_source import SourceBatch, SourceToken
+from connections_pipeline.sources.records import SourceBatch, SourceToken
 from connections_pipeline.transform.followups import plan_followups
 from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.parse import parse_introspections

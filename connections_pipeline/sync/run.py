@@ -12,9 +12,9 @@ import polars as pl
 
 from connections_pipeline.concepts import LIVE, REAUTH, STATES
 from connections_pipeline.resources.finch_api import FinchResource
-from connections_pipeline.resources.redaction import scrub_resources
-from connections_pipeline.resources.token_source import SourceBatch, session_rejections
+from connections_pipeline.resources.redacted_fields import scrub_resources
 from connections_pipeline.resources.token_source_resource import TokenSourceResource
+from connections_pipeline.sources.records import SourceBatch, session_rejections
 from connections_pipeline.sync.extract import Extraction, extract
 from connections_pipeline.transform.guards import (
     Application,

@@ -5,6 +5,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from connections_pipeline.redaction import safe_database_url, scrub, url_secrets
 from connections_pipeline.warehouse.tables import SCHEMA_SETTING
 
 URL_SETTING = "CONNECTIONS_WAREHOUSE_URL"
@@ -119,34 +120,10 @@ def create_warehouse_engine(url: URL) -> sa.Engine:
     return sa.create_engine(url)
 
 
-SECRET_QUERY_MARKERS = ("password", "secret", "token", "key")
-HIDDEN = "***"
-
-
-def _is_secret_parameter(name: str) -> bool:
-    return any(marker in name.lower() for marker in SECRET_QUERY_MARKERS)
-
-
-def url_secrets(url: URL) -> list[str]:
-    """The URL's password and the values of its credential query parameters (libpq also
-    takes `?password=`)."""
-    found = [str(url.password)] if url.password else []
-    for name, value in url.query.items():
-        if _is_secret_parameter(name):
-            found += [value] if isinstance(value, str) else list(value)
-    return [secret for secret in found if secret]
-
-
-def safe_url(url: URL) -> str:
-    """The URL as text with its password hidden, in the user part and in the query."""
-    hidden = {name: HIDDEN for name in url.query if _is_secret_parameter(name)}
-    return url.update_query_dict(hidden).render_as_string(hide_password=True)
-
-
 def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
     """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials."""
     original = getattr(exc, "orig", None) or exc
-    message = str(original).strip()
-    for secret in url_secrets(url):
-        message = message.replace(secret, HIDDEN)
-    return WarehouseConnectionError(f"{URL_SETTING} ({safe_url(url)}) is unreachable: {message}")
+    message = scrub(str(original).strip(), url_secrets(url))
+    return WarehouseConnectionError(
+        f"{URL_SETTING} ({safe_database_url(url)}) is unreachable: {message}"
+    )

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
@@ -24,7 +25,6 @@ from connections_pipeline.warehouse.engine import (
     connection_error,
     create_warehouse_engine,
     parse_warehouse_url,
-    safe_url,
 )
 from connections_pipeline.warehouse.load import (
     LoadSummary,
@@ -83,7 +83,7 @@ class Warehouse:
         self._engine = create_warehouse_engine(self.url)
 
     def __repr__(self) -> str:
-        return f"Warehouse({safe_url(self.url)!r}, {self.schema!r})"
+        return f"Warehouse({safe_database_url(self.url)!r}, {self.schema!r})"
 
     def __enter__(self) -> "Warehouse":
         return self

@@ -20,8 +20,8 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
-from connections_pipeline.resources.token_source import TokenSourceError
 from connections_pipeline.settings import SettingError, build_resources
+from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow

@@ -22,11 +22,12 @@ import polars as pl
 import sqlalchemy as sa
 from hypothesis import strategies as st
 
-from connections_pipeline.resources.token_source import REJECTED_SCHEMA, TOKEN_FRAME_SCHEMA
+from connections_pipeline.sources.records import REJECTED_SCHEMA
 from connections_pipeline.sync.extract import RAW_SCHEMA
 from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES, _quarantine
 from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
+from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
 from connections_pipeline.transform.validate import ValidationOutcome, split_valid
 from connections_pipeline.warehouse import (
     CONNECT_SESSIONS,

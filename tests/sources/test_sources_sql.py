@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sources_helpers import assert_no_token_in, fingerprint, make_token
 
-from connections_pipeline.resources.token_source import TokenSourceError, read_token_query
+from connections_pipeline.sources.records import TokenSourceError
+from connections_pipeline.sources.sql import read_token_query
 
 UTC = dt.UTC
 PASSWORD = "pw-" + secrets.token_hex(8)

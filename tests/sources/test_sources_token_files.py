@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 from sources_helpers import assert_no_token_in, fingerprint, make_token
 
-from connections_pipeline.resources.token_source import (
-    TOKEN_FRAME_SCHEMA,
+from connections_pipeline.sources.files import read_session_file, read_token_file
+from connections_pipeline.sources.records import (
     SourceBatch,
     SourceToken,
     TokenSourceError,
-    read_session_file,
-    read_token_file,
     tokens_from_records,
 )
+from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
 
 UTC = dt.UTC
 SETTING = "CONNECTIONS_TOKENS_FILE"

@@ -1,4 +1,4 @@
-"""Where access tokens and Connect-session records come from.
+"""Source rows to tokens: one per distinct access token, and every unusable row rejected.
 
 Tokens are held in memory only, inside `SourceToken` objects whose repr hides them; anything
 that leaves this module refers to a token by its fingerprint.
@@ -9,25 +9,18 @@ record) costs that row only: it is returned in `SourceBatch.rejected`, in the sh
 `finch_quarantine`, with the file and line (or query row) and the reason, and never the token.
 """
 
-import csv
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
-import sqlalchemy as sa
 
 from connections_pipeline.finch import token_fingerprint
-from connections_pipeline.resources.redaction import (
-    database_url_secrets,
-    is_secret_name,
-    safe_database_url,
-    scrub,
-)
+from connections_pipeline.redaction import is_secret_name
+from connections_pipeline.transform.parse import MAX_ID_CHARS
 from connections_pipeline.transform.token_frame import CONNECTION_DETAILS, TOKEN_FRAME_SCHEMA
 
 # The shape of a rejected source row: the columns of finch_quarantine a run does not fill.
@@ -42,9 +35,7 @@ SESSION_ROW = "session_source_row"
 TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
 # A token goes out as `Authorization: Bearer <token>`: visible ASCII only.
 HEADER_SAFE = frozenset(chr(code) for code in range(0x21, 0x7F))
-MAX_ID_CHARS = 255
 MAX_PAYLOAD_VALUE_CHARS = 1_000
-UNDECODABLE = "is not valid UTF-8"
 
 
 class TokenSourceError(ValueError):
@@ -258,137 +249,6 @@ def session_rejections(
 
 def _rejected_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=REJECTED_SCHEMA) if rows else _empty_rejected()
-
-
-def read_token_file(path: str, setting: str = "CONNECTIONS_TOKENS_FILE") -> SourceBatch:
-    """JSON Lines with an `access_token` field, or CSV with an `access_token` column."""
-    file = _existing_file(path, setting)
-    if file.suffix.lower() == ".csv":
-        return tokens_from_source(_csv_records(file, setting))
-    return tokens_from_source(_json_lines(file, setting))
-
-
-def read_session_file(
-    path: str, setting: str = "CONNECTIONS_SESSIONS_FILE"
-) -> tuple[list[dict[str, Any]], list[str], pl.DataFrame]:
-    """Session records of a JSON Lines file, where each is, and the lines that are not
-    records (rejected)."""
-    records, locations, unreadable = [], [], []
-    for record in _json_lines(_existing_file(path, setting), setting):
-        if record.values is None:
-            unreadable.append((record.location, None, record.problem or "unusable row"))
-            continue
-        records.append(dict(record.values))
-        locations.append(record.location)
-    return records, locations, session_rejections(unreadable)
-
-
-def _existing_file(path: str, setting: str) -> Path:
-    file = Path(path)
-    if not file.is_file():
-        raise TokenSourceError(f"{setting}: no such file: {path}")
-    return file
-
-
-def read_token_query(url: str, query: str, sessions_query: str | None = None) -> SourceBatch:
-    """Run the configured query against the application database (any SQLAlchemy URL)."""
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise TokenSourceError(f"CONNECTIONS_TOKENS_URL is not usable: {exc}") from None
-    except ValueError:  # e.g. a port that is not a number; the text may hold secrets
-        raise TokenSourceError("CONNECTIONS_TOKENS_URL is not a valid database URL") from None
-    safe_url = safe_database_url(engine.url)
-    try:
-        try:
-            connection = engine.connect()
-        except sa.exc.DBAPIError as exc:
-            reason = scrub(str(exc.orig), database_url_secrets(engine.url))
-            raise TokenSourceError(
-                f"CONNECTIONS_TOKENS_URL ({safe_url}) did not connect: {reason}"
-            ) from None
-        # Errors past this point are the queries' (SQLite reports even a syntax error as an
-        # OperationalError, so the exception class cannot tell connection and query apart).
-        with connection:
-            columns, rows = _execute(connection, query, "CONNECTIONS_TOKENS_QUERY")
-            if "access_token" not in columns:
-                raise TokenSourceError(
-                    f"CONNECTIONS_TOKENS_QUERY returned no access_token column (got {columns})"
-                )
-            batch = tokens_from_records(rows, "CONNECTIONS_TOKENS_QUERY")
-            sessions = (
-                _execute(connection, sessions_query, "CONNECTIONS_SESSIONS_QUERY")[1]
-                if sessions_query
-                else []
-            )
-    finally:
-        engine.dispose()
-    locations = [f"CONNECTIONS_SESSIONS_QUERY row {n}" for n in range(1, len(sessions) + 1)]
-    return batch.with_sessions(sessions, locations)
-
-
-def _execute(
-    connection: sa.Connection, query: str, setting: str
-) -> tuple[list[str], list[dict[str, Any]]]:
-    try:
-        result = connection.execute(sa.text(query))
-        return list(result.keys()), [dict(row) for row in result.mappings()]
-    except sa.exc.DataError as exc:
-        # A value error quotes the offending value, which may be a token: say only its kind.
-        raise TokenSourceError(
-            f"{setting} failed on a value ({type(exc.orig).__name__}); the database's message "
-            "is withheld because it quotes row data"
-        ) from None
-    except sa.exc.StatementError as exc:
-        raise TokenSourceError(f"{setting} failed: {exc.orig}") from None
-
-
-def _json_lines(file: Path, setting: str) -> Iterator[SourceRecord]:
-    # Bytes that are not UTF-8 cost their line only: they decode to lone surrogates here
-    # and the line is rejected.
-    with file.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            location = f"{setting} {file} line {number}"
-            if _has_undecodable(line):
-                yield SourceRecord(location, None, f"the line {UNDECODABLE}")
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield SourceRecord(location, None, f"not JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                yield SourceRecord(location, None, "not a JSON object")
-                continue
-            yield SourceRecord(location, record)
-
-
-def _csv_records(file: Path, setting: str) -> Iterator[SourceRecord]:
-    with file.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        reader = csv.DictReader(handle)
-        if "access_token" not in (reader.fieldnames or []):
-            raise TokenSourceError(
-                f"{setting}: CSV has no access_token column (columns: {reader.fieldnames})"
-            )
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield SourceRecord(f"{setting} {file} line {reader.line_num}", None, str(exc))
-                continue
-            location = f"{setting} {file} line {reader.line_num}"
-            if any(_has_undecodable(str(value)) for value in row.values()):
-                yield SourceRecord(location, None, f"the line {UNDECODABLE}")
-                continue
-            yield SourceRecord(location, row)
-
-
-def _has_undecodable(text: str) -> bool:
-    return any("\udc80" <= character <= "\udcff" for character in text)
 
 
 def _text(value: Any) -> str | None:

@@ -1,5 +1,4 @@
-"""Text forms of resources and URLs that never show a secret, whatever Dagster resolved
-into them.
+"""Text forms of resources that never show a secret, whatever Dagster resolved into them.
 
 Pydantic gives a model several text forms: `repr()`, `str()` (and so f-strings and
 `format()`), and the pretty-printers of rich and devtools. The last three are built from
@@ -7,18 +6,14 @@ Pydantic gives a model several text forms: `repr()`, `str()` (and so f-strings a
 does both.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
-from connections_pipeline.export.destination import redact_url
-from connections_pipeline.warehouse.engine import safe_url, url_secrets
+from connections_pipeline.redaction import is_secret_name, redact_url, scrub
 
-SECRET_MARKERS = ("secret", "token", "password")
 MASK = "**********"
-SCRUBBED = "***"
 
 
 class _Shown:
@@ -31,10 +26,6 @@ class _Shown:
 
     def __repr__(self) -> str:
         return self.text
-
-
-def is_secret_name(name: str) -> bool:
-    return any(marker in name.lower() for marker in SECRET_MARKERS)
 
 
 def _field_text(name: str, value: Any) -> str:
@@ -86,36 +77,6 @@ class RedactedFields:
     def __repr_args__(self) -> Iterator[tuple[str, Any]]:
         # What pydantic's str(), rich and devtools print.
         yield from redacted_fields(self, self._shown())
-
-
-def safe_database_url(url: str | sa.URL) -> str:
-    """A SQLAlchemy URL as text without its password, in the user-info part or in a query
-    parameter such as `?password=` (libpq reads that too)."""
-    if isinstance(url, dg.EnvVar):
-        return f"EnvVar({url.env_var_name!r})"
-    try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        return "<unparsable URL>"
-    return safe_url(parsed)
-
-
-def database_url_secrets(url: str | sa.URL | None) -> list[str]:
-    """The secret parts of a database URL: its password and secret query parameters."""
-    if not url or isinstance(url, dg.EnvVar):  # unresolved: holds no secret yet
-        return []
-    try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        return []
-    return url_secrets(parsed)
-
-
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every one of `secrets` replaced by `***`, longest first."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, SCRUBBED)
-    return text
 
 
 def secret_values_of(*resources: Any) -> list[str]:

@@ -1,0 +1,1 @@
+"""Where tokens and Connect-session records come from: plain readers, no Dagster."""
