@@ -1,7 +1,7 @@
 """Requests per token of a steady-state sync, against the emulator over real HTTP.
 
 The emulator runs in its own process (`--time-scale 0.01 --connections 1000` by default);
-`run_sync` runs twice against one DuckDB file in a temporary folder, with nothing changed
+`sync_with_resources` runs twice against one DuckDB file in a temporary folder, with nothing changed
 in the emulator in between. The first run pays for the follow-ups (`/jobs/automated` once
 per connection ever, `/employer/company` when the cached name is missing); the second should
 cost about one `/introspect` per token.
@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from _sandbox_process import sandbox_process
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 TARGET_SECOND_RUN = 1.05
@@ -68,7 +68,7 @@ def main() -> None:
             for number in (1, 2):
                 before = _server_stats(base_url)
                 started = time.perf_counter()
-                result = run_sync(f"bench-run-{number}", finch, source, warehouse)
+                result = sync_with_resources(f"bench-run-{number}", finch, source, warehouse)
                 elapsed = time.perf_counter() - started
                 after = _server_stats(base_url)
                 tokens = result.sync_run["tokens"]

@@ -240,7 +240,7 @@ def _sync_config(args: argparse.Namespace) -> dict:
 
 def _failed(what: str, result: Any, log_file: Path) -> int:
     """One line saying why the run failed; the whole story is in the log file."""
-    from connections_pipeline.assets.sync import FAILURE_CAUSE, HELD_CAUSE, SETTING_CAUSE
+    from connections_pipeline.assets.failures import FAILURE_CAUSE, HELD_CAUSE, SETTING_CAUSE
 
     cause, message = run_log.failure_of(result, FAILURE_CAUSE)
     print(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from connections_pipeline.assets.failures import opened_warehouse
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.sql_models import SqlModel, load_models
@@ -64,11 +65,7 @@ def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
         },
     )
     def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-        try:
-            store = warehouse.open()
-        except ValueError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        try:
+        with opened_warehouse(warehouse) as store:
             try:
                 built = build_model(store, model)
             except SqlModelRunError as exc:
@@ -100,8 +97,6 @@ def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
                         metadata=metadata,
                     )
                 )
-        finally:
-            store.dispose()
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": built.rows,

@@ -3,6 +3,7 @@ the opt-in re-auth queue asset, which creates reauthentication links."""
 
 import dagster as dg
 
+from connections_pipeline.assets.failures import opened_warehouse, setting_failure
 from connections_pipeline.connect_links import (
     ConnectLinkError,
     ConnectLinkRequest,
@@ -19,7 +20,6 @@ from connections_pipeline.resources import (
     FinchResource,
     WarehouseResource,
 )
-from connections_pipeline.resources.redacted_fields import scrub_resources
 from connections_pipeline.warehouse import WarehouseConnectionError
 
 CONNECT_LINK_JOB_NAME = "create_connect_link"
@@ -74,16 +74,11 @@ def create_connect_session_op(
     (Finch may have created the link; the attempt is in the ledger with status `unknown`).
     """
     request = config.to_request(created_by=f"dagster:{context.run.run_id}")
-    try:
-        store = warehouse.open()
-    except ValueError as exc:  # the warehouse URL or schema
-        raise dg.Failure(description=warehouse.scrub(str(exc))) from None
-    try:
-        link = create_connect_link(request, finch, store)
-    except LINK_ERRORS as exc:
-        raise dg.Failure(description=scrub_resources(str(exc), finch, warehouse)) from None
-    finally:
-        store.dispose()
+    with opened_warehouse(warehouse) as store:
+        try:
+            link = create_connect_link(request, finch, store)
+        except LINK_ERRORS as exc:
+            raise setting_failure(str(exc), finch, warehouse) from None
     context.log.info(f"Connect URL for {request.customer_id}: {link.connect_url}")
     context.add_output_metadata(
         {
@@ -125,22 +120,17 @@ def finch_reauth_queue(
     warehouse: WarehouseResource,
     export_destination: ExportDestinationResource,
 ) -> dg.MaterializeResult:
-    try:
-        store = warehouse.open()
-    except ValueError as exc:  # the warehouse URL or schema
-        raise dg.Failure(description=warehouse.scrub(str(exc))) from None
-    try:
-        outcome = create_reauth_links(
-            finch,
-            store,
-            minutes_to_expire=config.minutes_to_expire,
-            redirect_uri=config.redirect_uri,
-            created_by=f"dagster:{context.run.run_id}",
-        )
-    except LINK_ERRORS as exc:
-        raise dg.Failure(description=scrub_resources(str(exc), finch, warehouse)) from None
-    finally:
-        store.dispose()
+    with opened_warehouse(warehouse) as store:
+        try:
+            outcome = create_reauth_links(
+                finch,
+                store,
+                minutes_to_expire=config.minutes_to_expire,
+                redirect_uri=config.redirect_uri,
+                created_by=f"dagster:{context.run.run_id}",
+            )
+        except LINK_ERRORS as exc:
+            raise setting_failure(str(exc), finch, warehouse) from None
     for failure in outcome.failed:
         context.log.warning(f"Reauthentication link not created: {failure}")
     for unknown in outcome.unknown:

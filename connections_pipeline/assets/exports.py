@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from connections_pipeline.assets.failures import opened_warehouse, setting_failure
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import (
     ISO_8601_UTC,
@@ -104,34 +105,25 @@ def finch_connections_csv(
         options = config.to_options()
         check_options(options, _SCHEMA)
         destination = export_destination.open()
-        store = warehouse.open()
-    except ValueError as exc:  # ExportSettingError, or the warehouse URL or schema
-        raise dg.Failure(description=_scrubbed(exc, warehouse), allow_retries=False) from None
-    try:
-        try:
-            destination.check()
-        except ExportSettingError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        destination.check()
+    except ExportSettingError as exc:
+        raise setting_failure(str(exc), export_destination) from None
+    with opened_warehouse(warehouse) as store:
         try:
             current = store.read_current()
             snapshot = store.latest_loaded_run()
         except WarehouseConnectionError as exc:
             # Retried (the warehouse may be back soon), without the URL's password.
-            raise WarehouseConnectionError(_scrubbed(exc, warehouse)) from None
+            raise WarehouseConnectionError(warehouse.scrub(str(exc))) from None
         except sa.exc.DBAPIError as exc:
-            raise dg.Failure(
-                description=f"{CONNECTIONS} could not be read from "
-                f"{safe_database_url(warehouse.url)} (schema {warehouse.schema_name!r}, "
-                f"{exc.orig.__class__.__name__}); has sync_connections run?",
-                allow_retries=False,
+            raise setting_failure(
+                f"{CONNECTIONS} could not be read from {safe_database_url(warehouse.url)} "
+                f"(schema {warehouse.schema_name!r}, {exc.orig.__class__.__name__}); has "
+                "sync_connections run?"
             ) from None
-    finally:
-        store.dispose()
     if snapshot is None:
-        raise dg.Failure(
-            description=f"no sync has loaded a snapshot into {CONNECTIONS} yet; run "
-            "sync_connections first",
-            allow_retries=False,
+        raise setting_failure(
+            f"no sync has loaded a snapshot into {CONNECTIONS} yet; run sync_connections first"
         )
     exported_at = datetime.now(UTC)
     context.log.info(
@@ -166,10 +158,6 @@ def finch_connections_csv(
             _metadata(written, destination.is_local, options, exported_at, snapshot),
             partition_key=state,
         )
-
-
-def _scrubbed(exc: Exception, warehouse: WarehouseResource) -> str:
-    return warehouse.scrub(str(exc))
 
 
 def _metadata(

@@ -4,12 +4,19 @@ One step on purpose: access tokens exist only in this step's memory, never in Da
 storage between steps, and the load is one transaction over every table it writes.
 """
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from connections_pipeline.assets.failures import (
+    FAILURE_CAUSE,
+    HELD_CAUSE,
+    opened_warehouse,
+    setting_failure,
+)
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
@@ -25,7 +32,7 @@ from connections_pipeline.resources.sync_guard import SyncGuardError
 from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
 from connections_pipeline.transform.guards import Verdict
-from connections_pipeline.warehouse import RUN_HELD, WarehouseConnectionError
+from connections_pipeline.warehouse import RUN_HELD, Warehouse, WarehouseConnectionError
 
 SYNC_GROUP = "finch_sync"
 SYNC_OP = "sync_finch_connections"
@@ -34,10 +41,6 @@ CONNECTIONS_VALID = "connections_pass_schema"
 ENTITIES_VALID = "entities_pass_schema"
 TOKENS_ANSWERED = "every_token_answered"
 SNAPSHOT_TRUSTED = "snapshot_is_plausible"
-# Marks a failure a person must fix (a setting, an input): `connections-pipeline run` prints
-# it in one line and exits 2.
-FAILURE_CAUSE = "cause"
-SETTING_CAUSE, HELD_CAUSE = "setting", "held"
 
 SYNC_ASSETS = {
     "finch_raw_responses": "Every Finch response of each run (JSON, fetch time, token "
@@ -113,37 +116,33 @@ def sync_finch_connections(
     sync_guard: SyncGuardResource,
 ):
     try:
-        store = warehouse.open()
         settings = SyncSettings(
             company_ttl=timedelta(days=config.company_ttl_days),
             thresholds=sync_guard.thresholds(),
             accept_mass_change=config.accept_mass_change,
         )
-    except (ValueError, WarehouseConnectionError) as exc:
-        raise _setting_failure(warehouse.scrub(str(exc))) from None
-    try:
-        result = run_sync(
-            context.run.run_id,
-            finch,
-            token_source,
-            store,
-            settings,
-            progress=progress_logger(context.log),
-        )
-    except SETTINGS_ERRORS as exc:
-        # A wrong setting fails the same way on every retry: fail once, clearly. The
-        # message may quote a URL: nothing any resource holds as a secret goes with it.
-        raise _setting_failure(scrub_resources(str(exc), finch, token_source, warehouse)) from None
-    except SyncHeld as held:
-        # Recorded as held; the previous snapshot stays and nothing downstream runs on it.
-        yield _trust_check(held.result.verdict, held.result)
-        raise dg.Failure(
-            description=str(held),
-            metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
-            allow_retries=False,
-        ) from None
-    finally:
-        store.dispose()
+    except SyncGuardError as exc:
+        raise setting_failure(str(exc)) from None
+    with opened_warehouse(warehouse) as store:
+        try:
+            result = sync_with_resources(
+                context.run.run_id,
+                finch,
+                token_source,
+                store,
+                settings,
+                progress=progress_logger(context.log),
+            )
+        except SETTINGS_ERRORS as exc:
+            raise setting_failure(str(exc), finch, token_source, warehouse) from None
+        except SyncHeld as held:
+            # Recorded as held; the previous snapshot stays and nothing downstream runs on it.
+            yield _trust_check(held.result.verdict, held.result)
+            raise dg.Failure(
+                description=str(held),
+                metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
+                allow_retries=False,
+            ) from None
     context.log.info(
         "Synced as of %s (%s): %s; %d quarantined",
         result.as_of.isoformat(),
@@ -187,9 +186,33 @@ def sync_finch_connections(
     )
 
 
-def _setting_failure(description: str) -> dg.Failure:
-    return dg.Failure(
-        description=description, metadata={FAILURE_CAUSE: SETTING_CAUSE}, allow_retries=False
+def sync_with_resources(
+    run_id: str,
+    finch: FinchResource,
+    token_source: TokenSourceResource,
+    warehouse: Warehouse,
+    settings: SyncSettings | None = None,
+    progress: Any = None,
+) -> SyncResult:
+    """The sync from its resources: every setting checked before anything is read or
+    written, then the token source read and `run_sync`.
+
+    Raises:
+        FinchConfigError, TokenSourceError, WarehouseConnectionError: unusable settings.
+        SyncHeld: the run was held.
+    """
+    application = finch.application()
+    token_source.resolved_kind(finch)
+    warehouse.check_connection()
+    batch = token_source.load(finch)
+    return run_sync(
+        run_id,
+        finch,
+        batch,
+        warehouse,
+        replace(settings or SyncSettings(), application=application),
+        progress=progress,
+        scrub=lambda text: scrub_resources(text, finch, token_source),
     )
 
 

@@ -35,8 +35,8 @@ from connections_pipeline.connect_links.request import (
     unknown_ledger_row,
 )
 from connections_pipeline.finch import FinchClient
+from connections_pipeline.finch.access import FinchAccess
 from connections_pipeline.finch.results import MAY_HAVE_TAKEN_EFFECT, FinchCallResult
-from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.warehouse import CONNECTIONS_HISTORY, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class _Attempt:
 
 
 def create_connect_link(
-    request: ConnectLinkRequest, finch: FinchResource, warehouse: Warehouse
+    request: ConnectLinkRequest, finch: FinchAccess, warehouse: Warehouse
 ) -> CreatedLink:
     """Validate `request`, create the session at Finch and record it in the ledger.
 
@@ -143,7 +143,7 @@ def create_connect_link(
 
 
 async def _create(
-    request: ConnectLinkRequest, finch: FinchResource, ledger: pl.DataFrame
+    request: ConnectLinkRequest, finch: FinchAccess, ledger: pl.DataFrame
 ) -> _Attempt:
     async with finch.open_client() as client:
         now = await _finch_now(client, request.provider)
@@ -197,7 +197,7 @@ def _describe(result: FinchCallResult) -> str:
 
 
 def create_reauth_links(
-    finch: FinchResource,
+    finch: FinchAccess,
     warehouse: Warehouse,
     *,
     minutes_to_expire: int = DEFAULT_REAUTH_MINUTES,
@@ -232,7 +232,7 @@ def create_reauth_links(
 
 
 async def _reauthenticate(
-    finch: FinchResource,
+    finch: FinchAccess,
     warehouse: Warehouse,
     current: pl.DataFrame,
     minutes_to_expire: int,

@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +12,7 @@ from typing import Any
 import polars as pl
 
 from connections_pipeline.concepts import LIVE, REAUTH, STATES
-from connections_pipeline.resources.finch_api import FinchResource
-from connections_pipeline.resources.redacted_fields import scrub_resources
-from connections_pipeline.resources.token_source_resource import TokenSourceResource
+from connections_pipeline.finch.access import FinchAccess
 from connections_pipeline.sources.records import SourceBatch, session_rejections
 from connections_pipeline.sync.extract import Extraction, extract
 from connections_pipeline.transform.guards import (
@@ -55,11 +54,13 @@ class SyncSettings:
         thresholds: when the run is held instead of loaded.
         accept_mass_change: load even a run the thresholds would hold; for a person who
             has checked that the change is real.
+        application: the Finch application every token must belong to.
     """
 
     company_ttl: timedelta = timedelta(days=7)
     thresholds: HoldThresholds = field(default_factory=HoldThresholds)
     accept_mass_change: bool = False
+    application: Application = field(default_factory=Application)
 
 
 @dataclass
@@ -111,45 +112,41 @@ def _next_step(result: SyncResult) -> str:
     return f"If this change is real, {accept}"
 
 
-def preflight(finch: FinchResource, source: TokenSourceResource, warehouse: Warehouse) -> None:
-    """Refuse unusable settings before anything is read or written."""
-    finch.application()
-    source.resolved_kind(finch)
-    warehouse.check_connection()
-
-
 def run_sync(
     run_id: str,
-    finch: FinchResource,
-    source: TokenSourceResource,
+    finch: FinchAccess,
+    batch: SourceBatch,
     warehouse: Warehouse,
     settings: SyncSettings = SyncSettings(),
+    *,
     progress: Any = None,
+    scrub: Callable[[str], str] = str,
 ) -> SyncResult:
-    """Read the token source, ask Finch, build and judge the snapshot, load it or hold it.
+    """Ask Finch about every token of `batch`, build and judge the snapshot, load it or hold
+    it. The caller has checked the settings (see `assets.sync.sync_with_resources`).
+
+    Args:
+        scrub: removes the settings' secrets from a message, for the `failed` row of a run
+            that stops with an error.
 
     Raises:
         SyncHeld: the snapshot was held (recorded as such, nothing else written).
-        FinchConfigError, TokenSourceError, WarehouseConnectionError: unusable settings,
-            before anything is read or written.
     """
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    preflight(finch, source, warehouse)
-    batch = source.load(finch)
     warehouse.ensure_tables()
     try:
         return _sync(run_id, finch, batch, warehouse, settings, progress, started, clock)
     except SyncHeld:
         raise
     except Exception as exc:
-        _record_failure(run_id, started, warehouse, scrub_resources(str(exc), finch, source), exc)
+        _record_failure(run_id, started, warehouse, scrub(str(exc)), exc)
         raise
 
 
 def _sync(
     run_id: str,
-    finch: FinchResource,
+    finch: FinchAccess,
     batch: SourceBatch,
     warehouse: Warehouse,
     settings: SyncSettings,
@@ -169,7 +166,7 @@ def _sync(
     if batch.duplicate_rows:
         logger.info("Token source: %d duplicate rows merged", batch.duplicate_rows)
     new_sessions = sessions_not_stored(stored_sessions, incoming.sessions)
-    application = finch.application()
+    application = settings.application
     extraction = asyncio.run(
         _extract(finch, batch, previous, run_id, settings, application, progress)
     )
@@ -233,7 +230,7 @@ def _sync(
 
 
 async def _extract(
-    finch: FinchResource,
+    finch: FinchAccess,
     batch: SourceBatch,
     previous: pl.DataFrame,
     run_id: str,

@@ -12,9 +12,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from connections_pipeline.assets.bi_models import bi_model_assets
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 TIME_SCALE = 0.01
@@ -58,11 +58,11 @@ def two_syncs(
         source = TokenSourceResource(kind="sandbox")
         with Warehouse(resource.url, schema=resource.schema_name) as warehouse:
             first_day = sandbox.now.date()
-            run_sync("run-1", finch, source, warehouse)
+            sync_with_resources("run-1", finch, source, warehouse)
             truth_first = sandbox.truth()
             sandbox.advance(days_between)
             second_day = sandbox.now.date()
-            run_sync("run-2", finch, source, warehouse)
+            sync_with_resources("run-2", finch, source, warehouse)
         yield SyncedWarehouse(
             sandbox, truth_first, sandbox.truth(), first_day, second_day, days_between
         )

@@ -9,7 +9,7 @@ from export.export_helpers import materialize_states, resources
 from sync.sync_helpers import DASHBOARD_LABELS, make_warehouse, served_sandbox
 
 from connections_pipeline import concepts
-from connections_pipeline.sync.run import run_sync
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.transform import dashboard_rules as rules
 
 
@@ -34,7 +34,7 @@ def test_csv_shows_labels_the_raw_code_stays_available_and_counts_say_what_they_
 ) -> None:
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
     with served_sandbox(seed=1305, connections=120) as (sandbox, finch, source):
-        result = run_sync("run-1", finch, source, warehouse)
+        result = sync_with_resources("run-1", finch, source, warehouse)
         truth = sandbox.truth()
     live = [row for row in truth if row["state"] == "live"]
     assert result.sync_run["needs_reauth"] == sum(r["connection_status"] == "reauth" for r in live)

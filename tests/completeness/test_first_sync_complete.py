@@ -21,8 +21,9 @@ from completeness_helpers import (
 )
 from sync.sync_helpers import make_warehouse, served_sandbox, truth_differences
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import TokenSourceResource
-from connections_pipeline.sync.run import SyncSettings, run_sync
+from connections_pipeline.sync.run import SyncSettings
 from connections_pipeline.transform.guards import HoldThresholds
 
 pytestmark = pytest.mark.slow
@@ -84,14 +85,14 @@ def test_from_tokens_with_their_connection_and_issue_time_only(
         never_seen = _never_seen(sandbox)
         assert len(never_seen) > 3, "the dataset should have connections revoked before any sync"
         source = _sources(tmp_path, sandbox, TOKEN_MINIMUM)
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         first = truth_differences(
             sandbox.truth(), warehouse.read_current(), never_seen, KNOWN_FROM_RECORDS
         )
 
         sandbox.advance(7)
         source = _sources(tmp_path, sandbox, TOKEN_MINIMUM)
-        run_sync("run-2", finch, source, warehouse, LENIENT)
+        sync_with_resources("run-2", finch, source, warehouse, LENIENT)
         later_never_seen = _never_seen(sandbox) - {
             row["connection_key"]
             for row in warehouse.read_table("finch_connections_history").iter_rows(named=True)
@@ -121,7 +122,7 @@ def test_with_what_auth_token_answered_every_knowable_cell_matches(
     with served_sandbox(seed=1303, connections=150) as (sandbox, finch, _):
         never_seen = _never_seen(sandbox)
         source = _sources(tmp_path, sandbox, (*TOKEN_MINIMUM, *AUTH_TOKEN_DETAILS))
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         differences = truth_differences(
             sandbox.truth(),
             warehouse.read_current(),
@@ -146,7 +147,7 @@ def test_a_session_completed_into_a_connection_revoked_before_the_first_sync(
         expected = truth[completed["connection_id"]]
 
         source = _sources(tmp_path, sandbox, (*TOKEN_MINIMUM, *AUTH_TOKEN_DETAILS))
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
     current = warehouse.read_current()
     ledger = warehouse.read_sessions().filter(pl.col("session_id") == session_id)
     warehouse.dispose()

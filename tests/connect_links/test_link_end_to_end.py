@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 from link_helpers import embedded, link_request
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.connect_links import ConnectLinkError, create_connect_link
 from connections_pipeline.resources import FinchResource
 from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, serve_in_thread
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -29,13 +29,13 @@ def test_completed_link_becomes_a_live_connection_with_its_customer(tmp_path: Pa
     assert link.connect_url.startswith("https://")
     assert link.created_at == sandbox.now
 
-    first = run_sync("run-1", finch, source, warehouse)
+    first = sync_with_resources("run-1", finch, source, warehouse)
     staged = first.connections.filter(pl.col("session_id") == link.session_id)
     assert staged["state"].to_list() == ["staged"]
     assert staged["customer_name"].to_list() == ["Completed Co"]
 
     completion = sandbox.complete_session(link.session_id)
-    run_sync("run-2", finch, source, warehouse)
+    sync_with_resources("run-2", finch, source, warehouse)
     current = warehouse.read_current()
     live = current.filter(pl.col("connection_id") == completion["connection_id"])
     assert live.select("state", "customer_id", "customer_name").rows() == [
@@ -56,13 +56,13 @@ def test_uncompleted_link_past_its_expiry_leaves_staged_as_expired(tmp_path: Pat
     sandbox = finch.sandbox()
     request = link_request(customer_id="cust-e2e-502", minutes_to_expire=30)
     link = create_connect_link(request, finch, warehouse)
-    first = run_sync("run-1", finch, source, warehouse)
+    first = sync_with_resources("run-1", finch, source, warehouse)
     assert first.connections.filter(pl.col("connection_key") == link.session_id).height == 1
 
     sandbox.advance(0.05)  # 72 minutes: past the 30-minute expiry
     [emulated] = [s for s in sandbox.sessions() if s["session_id"] == link.session_id]
     assert emulated["status"] != "completed"
-    second = run_sync("run-2", finch, source, warehouse)
+    second = sync_with_resources("run-2", finch, source, warehouse)
     assert second.connections.filter(pl.col("connection_key") == link.session_id).height == 0
     assert warehouse.read_current().filter(pl.col("session_id") == link.session_id).height == 0
     session = warehouse.read_sessions().filter(pl.col("session_id") == link.session_id)

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from bi_models.bi_model_helpers import materialize_models, read_relation
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.cli import main
 from connections_pipeline.connect_links import create_reauth_links
 from connections_pipeline.connect_links.reauth import connections_needing_link
@@ -29,7 +30,6 @@ from connections_pipeline.sandbox import (
     SandboxConfig,
     serve_in_thread,
 )
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -273,9 +273,9 @@ def test_an_unknown_attempt_is_never_staged_and_counts_apart_in_the_funnel(
 
     finch, source = served.finch(), TokenSourceResource(kind="sandbox")
     with served.warehouse() as warehouse:
-        first = run_sync("run-1", finch, source, warehouse)
+        first = sync_with_resources("run-1", finch, source, warehouse)
         httpx.post(f"{served.base_url}/_sandbox/advance", json={"days": 0.05}, timeout=10)
-        second = run_sync("run-2", finch, source, warehouse)
+        second = sync_with_resources("run-2", finch, source, warehouse)
         ledger = warehouse.read_sessions()
     for result in (first, second):
         keys = set(result.connections["connection_key"])
@@ -347,7 +347,7 @@ def test_an_unknown_reauthentication_attempt_is_not_repeated(served_duckdb: Serv
     served = served_duckdb
     finch = served.finch()
     with served.warehouse() as warehouse:
-        run_sync("run-1", finch, TokenSourceResource(kind="sandbox"), warehouse)
+        sync_with_resources("run-1", finch, TokenSourceResource(kind="sandbox"), warehouse)
         # Connections in reauth without an open reauthentication link (Finch's clock).
         needing = connections_needing_link(
             warehouse.read_current(), warehouse.read_sessions(), served.sandbox.now

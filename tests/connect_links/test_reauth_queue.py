@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from link_helpers import embedded
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.connect_links import create_reauth_links
 from connections_pipeline.connect_links.reauth import open_reauth_links, reauth_queue
-from connections_pipeline.sync.run import run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_one_link_per_connection_across_runs_and_a_queue(tmp_path: Path) -> None
     sandbox = finch.sandbox()
     expected = _reauth_ids(sandbox)
     assert expected
-    run_sync("run-1", finch, source, warehouse)
+    sync_with_resources("run-1", finch, source, warehouse)
 
     # Links the application created itself arrive from the session source and count.
     imported = set(open_reauth_links(warehouse.read_sessions(), sandbox.now)["connection_id"])
@@ -50,7 +50,7 @@ def test_one_link_per_connection_across_runs_and_a_queue(tmp_path: Path) -> None
 
     # A sync (even after days pass) adds no second link; days in reauth grow.
     sandbox.advance(2)
-    run_sync("run-2", finch, source, warehouse)
+    sync_with_resources("run-2", finch, source, warehouse)
     still = _reauth_ids(sandbox) & expected
     third = create_reauth_links(finch, warehouse, created_by="test")
     assert not ({row["reauth_connection_id"] for row in third.created} & still)
@@ -64,11 +64,11 @@ def test_one_link_per_connection_across_runs_and_a_queue(tmp_path: Path) -> None
 def test_completed_reauth_link_leaves_the_queue(tmp_path: Path) -> None:
     finch, source, warehouse = embedded(tmp_path, seed=512)
     sandbox = finch.sandbox()
-    run_sync("run-1", finch, source, warehouse)
+    sync_with_resources("run-1", finch, source, warehouse)
     outcome = create_reauth_links(finch, warehouse, created_by="test")
     done = outcome.created[0]
     sandbox.complete_session(done["session_id"])
-    run_sync("run-2", finch, source, warehouse)
+    sync_with_resources("run-2", finch, source, warehouse)
     session = warehouse.read_sessions().filter(pl.col("session_id") == done["session_id"])
     assert session.select("status", "connection_id").rows() == [
         ("completed", done["reauth_connection_id"])

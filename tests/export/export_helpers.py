@@ -14,6 +14,7 @@ import dagster as dg
 import polars as pl
 
 from connections_pipeline.assets.exports import finch_connections_csv
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.partitions import all_states_tags
 from connections_pipeline.resources import (
     ExportDestinationResource,
@@ -21,7 +22,6 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 STATES = ("live", "staged", "disconnected")
@@ -61,7 +61,9 @@ ISO = "%Y-%m-%dT%H:%M:%SZ"
 def sync_into(warehouse: Warehouse, seed: int, connections: int) -> None:
     """One sync of the embedded emulator into `warehouse`."""
     finch = FinchResource(sandbox_seed=seed, sandbox_connections=connections)
-    run_sync(f"export-test-{seed}-{connections}", finch, TokenSourceResource(), warehouse)
+    sync_with_resources(
+        f"export-test-{seed}-{connections}", finch, TokenSourceResource(), warehouse
+    )
 
 
 def resources(warehouse_url: str, export_url: str, schema: str = "finch", **export: Any) -> dict:

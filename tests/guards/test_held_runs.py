@@ -17,9 +17,10 @@ from sync.sync_helpers import (
     truth_differences,
 )
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import TokenSourceResource
 from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
-from connections_pipeline.sync.run import SyncHeld, SyncSettings, run_sync
+from connections_pipeline.sync.run import SyncHeld, SyncSettings
 
 pytestmark = pytest.mark.slow
 ACCEPT = SyncSettings(accept_mass_change=True)
@@ -32,13 +33,13 @@ def test_finch_down_holds_the_run_and_the_next_run_converges(
     warehouse = make_warehouse(kind, tmp_path, postgres_url)
     with served_sandbox(seed=41, connections=60) as (sandbox, finch, source):
         never_seen = disconnected_keys(sandbox.truth())
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         before = data_checksums(warehouse)
 
         sandbox.set_faults({"*": EndpointFaults(error_rate=1.0)})
         failing = finch.model_copy(update={"max_attempts": 2})
         with pytest.raises(SyncHeld, match="failed after retries") as held:
-            run_sync("run-2", failing, source, warehouse)
+            sync_with_resources("run-2", failing, source, warehouse)
 
         assert data_checksums(warehouse) == before
         row = run_row(warehouse, "run-2")
@@ -50,7 +51,7 @@ def test_finch_down_holds_the_run_and_the_next_run_converges(
         assert raw.height > 0 and set(raw["outcome"]) == {"failed"}
 
         sandbox.set_faults({})
-        after = run_sync("run-3", finch, source, warehouse)
+        after = sync_with_resources("run-3", finch, source, warehouse)
         assert after.status == "success"
         assert truth_differences(sandbox.truth(), warehouse.read_current(), never_seen) == []
     warehouse.dispose()
@@ -63,16 +64,16 @@ def test_tokens_of_another_emulator_hold_the_run(tmp_path: Path, postgres_url: s
     foreign = FinchSandbox(SandboxConfig(seed=52, connections=60)).tokens()
     token_file = write_token_file(tmp_path / "tokens.jsonl", foreign, "connection_id")
     with served_sandbox(seed=51, connections=60) as (sandbox, finch, source):
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         before = data_checksums(warehouse)
         wrong = TokenSourceResource(tokens_file=str(token_file))
         with pytest.raises(SyncHeld, match="401 invalid_token") as held:
-            run_sync("run-2", finch, wrong, warehouse)
+            sync_with_resources("run-2", finch, wrong, warehouse)
         assert "another Finch application or environment" in str(held.value)
         assert data_checksums(warehouse) == before
         assert run_row(warehouse, "run-2")["newly_invalid_tokens"] == len(foreign)
 
-        run_sync("run-3", finch, source, warehouse)
+        sync_with_resources("run-3", finch, source, warehouse)
         never_seen = disconnected_keys(sandbox.truth())
         assert truth_differences(sandbox.truth(), warehouse.read_current(), never_seen) == []
     warehouse.dispose()
@@ -83,7 +84,7 @@ def test_tokens_of_another_application_are_held_and_never_become_connections(
 ) -> None:
     warehouse = make_warehouse("postgres", tmp_path, postgres_url)
     with served_sandbox(seed=53, connections=40) as (sandbox, finch, source):
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         before = data_checksums(warehouse)
         known = warehouse.read_current()
         client_secret = sandbox.credentials[1]
@@ -91,7 +92,7 @@ def test_tokens_of_another_application_are_held_and_never_become_connections(
             update={"client_id": "another-app", "client_secret": client_secret}
         )
         with pytest.raises(SyncHeld, match="belong to another Finch application") as held:
-            run_sync("run-2", other, source, warehouse)
+            sync_with_resources("run-2", other, source, warehouse)
         figures = held.value.result.verdict.figures
         answered = held.value.result.token_outcomes["other_application"]
         assert figures.other_application_tokens == answered > 0
@@ -100,7 +101,7 @@ def test_tokens_of_another_application_are_held_and_never_become_connections(
         assert run_row(warehouse, "run-2")["other_application_tokens"] == answered
 
         # Accepted, the run loads, but another application's tokens make no connection.
-        accepted = run_sync("run-3", other, source, warehouse, ACCEPT)
+        accepted = sync_with_resources("run-3", other, source, warehouse, ACCEPT)
         assert accepted.sync_run["accepted_mass_change"] is True
         tokens = warehouse.read_tokens().filter(pl.col("last_outcome") == "other_application")
         assert tokens.height == answered
@@ -120,10 +121,10 @@ def test_an_unexpected_client_type_holds_the_run(tmp_path: Path, postgres_url: s
     with served_sandbox(seed=54, connections=30) as (_, finch, source):
         production = finch.model_copy(update={"client_type": "production"})
         with pytest.raises(SyncHeld, match="client_type sandbox"):
-            run_sync("run-1", production, source, warehouse)
+            sync_with_resources("run-1", production, source, warehouse)
         assert warehouse.read_current().is_empty()
         sandboxed = finch.model_copy(update={"client_type": "sandbox"})
-        assert run_sync("run-2", sandboxed, source, warehouse).status == "success"
+        assert sync_with_resources("run-2", sandboxed, source, warehouse).status == "success"
     warehouse.dispose()
 
 
@@ -134,7 +135,7 @@ def test_a_real_mass_revocation_is_held_until_accepted(
     warehouse = make_warehouse(kind, tmp_path, postgres_url)
     with served_sandbox(seed=55, connections=60) as (sandbox, finch, source):
         never_seen = disconnected_keys(sandbox.truth())
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         before = data_checksums(warehouse)
         live = set(warehouse.read_current().filter(pl.col("state") == "live")["connection_key"])
         sandbox.advance(365)
@@ -143,11 +144,11 @@ def test_a_real_mass_revocation_is_held_until_accepted(
         assert len(gone) > 0.2 * len(live), "a year should disconnect more than the threshold"
 
         with pytest.raises(SyncHeld, match="would leave Live in one run"):
-            run_sync("run-2", finch, source, warehouse)
+            sync_with_resources("run-2", finch, source, warehouse)
         assert data_checksums(warehouse) == before
         assert run_row(warehouse, "run-2")["leaving_live"] == len(gone)
 
-        accepted = run_sync("run-3", finch, source, warehouse, ACCEPT)
+        accepted = sync_with_resources("run-3", finch, source, warehouse, ACCEPT)
         assert accepted.sync_run["accepted_mass_change"] is True
         assert accepted.sync_run["status_reason"].startswith("accepted with accept_mass_change")
         current = warehouse.read_current()
@@ -161,11 +162,11 @@ def test_a_real_mass_revocation_is_held_until_accepted(
 def test_an_accepted_outage_keeps_every_row_marked_stale(tmp_path: Path, postgres_url: str) -> None:
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
     with served_sandbox(seed=41, connections=60) as (sandbox, finch, source):
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         before = warehouse.read_current()
         sandbox.set_faults({"introspect": EndpointFaults(error_rate=1.0)})
         failing = finch.model_copy(update={"max_attempts": 2})
-        result = run_sync("run-2", failing, source, warehouse, ACCEPT)
+        result = sync_with_resources("run-2", failing, source, warehouse, ACCEPT)
         after = warehouse.read_current()
 
     assert result.status == "partial"

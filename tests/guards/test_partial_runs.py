@@ -14,8 +14,9 @@ from guard_helpers import run_row
 from sandbox.sandbox_helpers import cli_server
 from sync.sync_helpers import TIME_SCALE, make_warehouse
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource
-from connections_pipeline.sync.run import SyncSettings, run_sync
+from connections_pipeline.sync.run import SyncSettings
 from connections_pipeline.transform.guards import HoldThresholds
 
 pytestmark = pytest.mark.slow
@@ -61,14 +62,14 @@ def test_emulator_killed_late_in_a_run_makes_it_partial_and_the_csv_says_so(
             max_concurrency=4,
         )
         source = TokenSourceResource(kind="sandbox")
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         tokens = run_row(warehouse, "run-1")["tokens"]
         httpx.post(f"{base_url}/_sandbox/advance", json={"days": DAYS_LATER}, timeout=30)
         # Kill it once about 80% of the tokens of the second run have been answered (the
         # run reads the emulator's token ledger before its first introspection). The hold
         # threshold is raised so that where exactly the kill lands does not matter.
         watcher = _kill_after(process, base_url, tokens + int(tokens * 0.8))
-        result = run_sync("run-2", finch, source, warehouse, TOLERANT)
+        result = sync_with_resources("run-2", finch, source, warehouse, TOLERANT)
         watcher.join(timeout=30)
         assert process.poll() is not None, "the emulator should have been killed mid-run"
 

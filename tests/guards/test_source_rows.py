@@ -9,9 +9,9 @@ import pytest
 from guard_helpers import run_row
 from sync.sync_helpers import all_text, make_warehouse, served_sandbox
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.finch import token_fingerprint
 from connections_pipeline.resources import TokenSourceResource
-from connections_pipeline.sync.run import run_sync
 
 pytestmark = pytest.mark.slow
 NUL_TOKEN = "tok-with-\u0000-nul-8c1f9e0d2b7a"
@@ -29,7 +29,7 @@ def test_bad_rows_are_quarantined_with_their_place_and_the_run_goes_on(
     with served_sandbox(seed=57, connections=50) as (sandbox, finch, source):
         tokens = sandbox.tokens()
         sessions = sandbox.sessions()
-        run_sync("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse)
         live_before = warehouse.read_current().filter(pl.col("state") == "live").height
 
         good = [{k: t[k] for k in ("access_token", "connection_id", "issued_at")} for t in tokens]
@@ -61,7 +61,7 @@ def test_bad_rows_are_quarantined_with_their_place_and_the_run_goes_on(
         file_source = TokenSourceResource(
             tokens_file=str(token_file), sessions_file=str(session_file)
         )
-        result = run_sync("run-2", finch, file_source, warehouse)
+        result = sync_with_resources("run-2", finch, file_source, warehouse)
 
     assert result.status == "success"
     row = run_row(warehouse, "run-2")

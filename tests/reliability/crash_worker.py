@@ -16,8 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource
-from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import Warehouse
 
 TIME_SCALE = 0.01
@@ -45,7 +45,7 @@ def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None)
         base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
     )
     with Warehouse(url, schema=schema) as warehouse:
-        run_sync(
+        sync_with_resources(
             run_id,
             finch,
             TokenSourceResource(kind="sandbox"),

@@ -18,8 +18,9 @@ from sync.sync_helpers import (
     truth_differences,
 )
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.sandbox import EndpointFaults
-from connections_pipeline.sync.run import SyncHeld, run_sync
+from connections_pipeline.sync.run import SyncHeld
 
 pytestmark = pytest.mark.slow
 
@@ -59,19 +60,19 @@ def test_sync_through_faults_loads_answers_and_reports_failures(
     with served_sandbox(seed=71, connections=CONNECTIONS, faults={"*": FAULTS}) as served:
         sandbox, finch, source = served
         faulty = finch.model_copy(update={"timeout_seconds": TIMEOUT_SECONDS, "max_attempts": 2})
-        result = run_sync("run-1", faulty, source, warehouse)
+        result = sync_with_resources("run-1", faulty, source, warehouse)
         after_faults = warehouse.read_current()
         tokens_after_faults = warehouse.read_tokens()
         truth = sandbox.truth()
         met = sandbox.stats()["faults"]
         # Finch recovers: the next run fills in what the faults kept out.
         sandbox.set_faults({})
-        run_sync("run-2", finch, source, warehouse)
+        sync_with_resources("run-2", finch, source, warehouse)
         recovered = warehouse.read_current()
         truth_after_recovery = sandbox.truth()
         # Faults again, now with every connection known: nothing may be lost or invented.
         sandbox.set_faults({"*": FAULTS})
-        third = run_sync("run-3", faulty, source, warehouse)
+        third = sync_with_resources("run-3", faulty, source, warehouse)
         after_known_faults = warehouse.read_current()
 
     assert all(met.get(fault, 0) > 0 for fault in FAULT_KINDS), met
@@ -143,7 +144,7 @@ def test_as_of_stays_finchs_clock_when_calls_time_out(tmp_path: Path, postgres_u
         quick = finch.model_copy(update={"timeout_seconds": TIMEOUT_SECONDS, "max_attempts": 1})
         # Every token timing out holds the run; its run row and raw responses are kept.
         with pytest.raises(SyncHeld) as held:
-            run_sync("run-1", quick, source, warehouse)
+            sync_with_resources("run-1", quick, source, warehouse)
         result = held.value.result
         finch_now = sandbox.now
     assert result.request_stats["requests"] > 0

@@ -16,8 +16,8 @@ import pytest
 from sandbox.sandbox_helpers import cli_server
 from sync.sync_helpers import disconnected_keys, make_warehouse, truth_differences
 
+from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource
-from connections_pipeline.sync.run import run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def _sync(base_url: str, tmp_path: Path, postgres_url: str, **client: object) ->
     emulator's statistics and its ground truth."""
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
     finch = FinchResource(base_url=base_url, time_scale=TIME_SCALE, **client)
-    result = run_sync("run-1", finch, TokenSourceResource(kind="sandbox"), warehouse)
+    result = sync_with_resources("run-1", finch, TokenSourceResource(kind="sandbox"), warehouse)
     current = warehouse.read_current()
     warehouse.dispose()
     stats = httpx.get(f"{base_url}/_sandbox/stats", timeout=30).json()

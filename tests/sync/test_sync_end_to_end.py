@@ -13,7 +13,7 @@ from sync_helpers import (
     truth_differences,
 )
 
-from connections_pipeline.sync.run import run_sync
+from connections_pipeline.assets.sync import sync_with_resources
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +24,14 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
     with served_sandbox(seed=21) as (sandbox, finch, source):
         never_seen = disconnected_keys(sandbox.truth())
 
-        first = run_sync("run-1", finch, source, warehouse)
+        first = sync_with_resources("run-1", finch, source, warehouse)
         assert truth_differences(sandbox.truth(), warehouse.read_current(), never_seen) == []
         assert first.state_counts["live"] > 0 and first.state_counts["staged"] > 0
         before = {row["connection_key"]: row for row in sandbox.truth()}
 
         changes = sandbox.advance(4)["changes"]
         assert changes["disconnected"] > 0 and changes["sessions_completed"] > 0
-        second = run_sync("run-2", finch, source, warehouse)
+        second = sync_with_resources("run-2", finch, source, warehouse)
         truth = sandbox.truth()
         current = warehouse.read_current()
         assert truth_differences(truth, current, never_seen) == []
@@ -62,7 +62,7 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
         assert current["connection_key"].n_unique() == current.height
 
         settled = table_contents(warehouse)
-        third = run_sync("run-3", finch, source, warehouse)
+        third = sync_with_resources("run-3", finch, source, warehouse)
         after = table_contents(warehouse)
         for table, rows in settled.items():
             if table not in RUN_LOG_TABLES:

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from sync_helpers import make_warehouse, served_sandbox
 
-from connections_pipeline.sync.run import run_sync
+from connections_pipeline.assets.sync import sync_with_resources
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_unknown_revoked_token_is_reported_not_invented(tmp_path: Path, postgres_url: str) -> None:
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
     with served_sandbox(seed=43, connections=40) as (sandbox, finch, source):
-        result = run_sync("run-1", finch, source, warehouse)
+        result = sync_with_resources("run-1", finch, source, warehouse)
         revoked_live = {
             token["connection_id"] for token in sandbox.tokens() if token["revoked"]
         } - {row["connection_id"] for row in sandbox.truth() if row["state"] == "disconnected"}

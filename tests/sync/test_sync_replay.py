@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from sync_helpers import make_warehouse, served_sandbox
 
-from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES, run_sync
+from connections_pipeline.assets.sync import sync_with_resources
+from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES
 from connections_pipeline.transform.snapshot import SnapshotInputs, build_snapshot
 from connections_pipeline.warehouse import empty_frame
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_a_run_rebuilds_from_its_raw_responses(tmp_path: Path, postgres_url: str) -> None:
     warehouse = make_warehouse("postgres", tmp_path, postgres_url)
     with served_sandbox(seed=47, connections=50) as (sandbox, finch, source):
-        result = run_sync("run-1", finch, source, warehouse)
+        result = sync_with_resources("run-1", finch, source, warehouse)
         batch = source.load(finch)
     stats_before = sandbox.stats()["requests"]
 

@@ -1,0 +1,43 @@
+"""How a step fails when a person must act: once, naming the setting, never with a secret.
+
+A wrong setting fails the same way on every retry, so such a failure is never retried; its
+`cause` metadata lets `connections-pipeline run` tell it (exit 2) and a held sync (exit 3)
+from any other failure.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+
+from connections_pipeline.resources import WarehouseResource
+from connections_pipeline.resources.redacted_fields import scrub_resources
+from connections_pipeline.warehouse import Warehouse, WarehouseConnectionError
+
+FAILURE_CAUSE = "cause"
+SETTING_CAUSE, HELD_CAUSE = "setting", "held"
+
+
+def setting_failure(message: str, *resources: Any) -> dg.Failure:
+    """A failure to fix a setting or an input; `message` loses every secret `resources`
+    hold."""
+    return dg.Failure(
+        description=scrub_resources(message, *resources),
+        metadata={FAILURE_CAUSE: SETTING_CAUSE},
+        allow_retries=False,
+    )
+
+
+@contextmanager
+def opened_warehouse(warehouse: WarehouseResource) -> Iterator[Warehouse]:
+    """The warehouse, disposed of at the end; an unusable URL, schema or DuckDB folder fails
+    the step once, naming the setting, without the password."""
+    try:
+        store = warehouse.open()
+    except (ValueError, WarehouseConnectionError) as exc:
+        raise setting_failure(str(exc), warehouse) from None
+    try:
+        yield store
+    finally:
+        store.dispose()
