@@ -5,9 +5,12 @@ paced:   introspect N tokens with Finch's limits on (time-scaled); compare the e
          emulator's own statistics.
 unpaced: limits off, a fixed latency per call, bounded concurrency; compare requests per
          second with the ideal concurrency / latency.
+company: N `/employer/company` calls with Finch's limits on (time-scaled); how full the
+         client keeps each 60-second product window (20 allowed, 19 after the margin).
 
     python benchmarks/finch_client.py paced --tokens 3000 --time-scale 0.01
     python benchmarks/finch_client.py unpaced --requests 6400 --latency-ms 50 --concurrency 32
+    python benchmarks/finch_client.py company --calls 100 --time-scale 0.01
 """
 
 import argparse
@@ -18,7 +21,12 @@ import httpx
 from _sandbox_process import sandbox_process
 
 from connections_pipeline.finch import CallOutcome, FinchClient, FinchClientConfig
-from connections_pipeline.finch.config import FINCH_IP_LIMIT, FINCH_IP_WINDOW_SECONDS
+from connections_pipeline.finch.config import (
+    FINCH_IP_LIMIT,
+    FINCH_IP_WINDOW_SECONDS,
+    FINCH_PRODUCT_LIMITS,
+    FINCH_PRODUCT_WINDOW_SECONDS,
+)
 
 SEED = "7"
 
@@ -79,6 +87,31 @@ def unpaced(requests: int, latency_ms: float, concurrency: int) -> None:
     print(f"  failed calls          {failures:8d}")
 
 
+async def _companies(config: FinchClientConfig, tokens: list[str]) -> tuple[float, int]:
+    async with FinchClient(config) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client.company(token) for token in tokens))
+        elapsed = time.perf_counter() - started
+        return elapsed, sum(result.outcome is not CallOutcome.OK for result in results)
+
+
+def company(calls: int, time_scale: float) -> None:
+    with sandbox_process("--seed", SEED, "--time-scale", str(time_scale)) as base_url:
+        batch = _live_tokens(base_url, calls)
+        config = FinchClientConfig(base_url=base_url, time_scale=time_scale, max_concurrency=16)
+        elapsed, failures = asyncio.run(_companies(config, batch))
+        server = httpx.get(f"{base_url}/_sandbox/stats").json()
+    window = FINCH_PRODUCT_WINDOW_SECONDS * time_scale
+    bound = calls / FINCH_PRODUCT_LIMITS["company"] * window
+    print(f"company: {calls} /employer/company calls, time scale {time_scale}")
+    print(f"  elapsed               {elapsed:8.2f} s")
+    print(f"  product-limit bound   {bound:8.2f} s")
+    fullest = server["max_requests_in_product_window"]["company"]
+    print(f"  max in one window     {fullest:8d} (limit 20; paced to 19)")
+    print(f"  429 responses         {server['by_status'].get('429', 0):8d} (target 0)")
+    print(f"  failed calls          {failures:8d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -90,11 +123,16 @@ def main() -> None:
     unpaced_mode.add_argument("--requests", type=int, default=6400)
     unpaced_mode.add_argument("--latency-ms", type=float, default=50.0)
     unpaced_mode.add_argument("--concurrency", type=int, default=32)
+    company_mode = modes.add_parser("company")
+    company_mode.add_argument("--calls", type=int, default=100)
+    company_mode.add_argument("--time-scale", type=float, default=0.01)
     args = parser.parse_args()
     if args.mode == "paced":
         paced(args.tokens, args.time_scale, args.concurrency)
-    else:
+    elif args.mode == "unpaced":
         unpaced(args.requests, args.latency_ms, args.concurrency)
+    else:
+        company(args.calls, args.time_scale)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Rebuild Finch's Connections page as warehouse tables, CSV drops and BI models."""
+"""Rebuild Finch's Connections page as warehouse tables, CSV drops and SQL models."""

@@ -1,6 +1,6 @@
 """What follows a sync, however the sync was started.
 
-The CSV exports and the BI models declare `AFTER_UPSTREAM` as their automation condition,
+The CSV exports and the SQL models declare `AFTER_UPSTREAM` as their automation condition,
 and `automation_sensor` evaluates it. Declarative automation reacts to materializations in
 the instance's event log, so a sync started by the schedule, the UI, a backfill, a retry or
 `dagster job execute` (which no run-status sensor sees) is followed the same way.
@@ -39,5 +39,5 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         emit_backfills=True,
         description="After each sync that materialized its assets and passed its blocking "
-        "checks: one run exporting every state's CSV, and a rebuild of the BI models.",
+        "checks: one run exporting every state's CSV, and a rebuild of the SQL models.",
     )

@@ -5,13 +5,13 @@ from datetime import timedelta
 
 import dagster as dg
 
-from connections_pipeline.assets.bi_models import bi_model_assets
 from connections_pipeline.assets.connect_links import (
     create_connect_link_job,
     finch_reauth_queue,
     reauth_job,
 )
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
+from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
 from connections_pipeline.settings import (
@@ -51,7 +51,7 @@ def defs() -> dg.Definitions:
             with_freshness_policy(sync_finch_connections, _sync_freshness(env)),
             finch_connections_csv,
             finch_reauth_queue,
-            *bi_model_assets(),
+            *sql_model_assets(),
         ],
         jobs=[sync_job, export_job, create_connect_link_job, reauth_job],
         schedules=[
@@ -63,7 +63,7 @@ def defs() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
-        # The exports and BI models follow each sync through their automation conditions.
+        # The exports and SQL models follow each sync through their automation conditions.
         sensors=[automation_sensor()],
         resources=build_resources(env),
     )

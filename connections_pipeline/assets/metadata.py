@@ -7,6 +7,8 @@ import dagster as dg
 import polars as pl
 
 from connections_pipeline.concepts import STATES
+from connections_pipeline.export import ISO_8601_UTC
+from connections_pipeline.export.table import cell_text, markdown_preview
 from connections_pipeline.sync.run import SyncResult
 
 PREVIEW_COLUMNS = ["state", "company_name", "connection_status", "connection_type", "provider_name"]
@@ -112,12 +114,5 @@ def _history_metadata(result: SyncResult) -> dict[str, Any]:
 
 
 def _markdown(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(_cell(value) for value in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *rows])
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:60]
+    rows = [[cell_text(value, ISO_8601_UTC) for value in row] for row in frame.iter_rows()]
+    return markdown_preview(frame.columns, rows)

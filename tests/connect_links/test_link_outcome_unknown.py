@@ -16,7 +16,7 @@ import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from bi_models.bi_model_helpers import materialize_models, read_relation
+from sql_models.sql_model_helpers import materialize_models, read_relation
 
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.cli import main

@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
-from connections_pipeline.assets.bi_models import BI_GROUP
 from connections_pipeline.assets.connect_links import CONNECT_LINK_JOB_NAME
+from connections_pipeline.assets.sql_models import SQL_MODELS_GROUP
 from connections_pipeline.automation import AFTER_UPSTREAM, AUTOMATION_SENSOR_NAME
 from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
@@ -40,11 +40,11 @@ def test_definitions_expose_the_csv_export_job_and_its_automation() -> None:
     assert dg.AssetKey("finch_connections") in export.parent_keys
     job = definitions.resolve_job_def(EXPORT_JOB_NAME)
     assert job.partitions_def.get_partition_keys() == ["live", "staged", "disconnected"]
-    # The exports and every BI model follow materializations, not a run-status sensor.
+    # The exports and every SQL model follow materializations, not a run-status sensor.
     followers = [export] + [
         graph.get(key)
         for key in graph.get_all_asset_keys()
-        if graph.get(key).group_name == BI_GROUP
+        if graph.get(key).group_name == SQL_MODELS_GROUP
     ]
     assert len(followers) > 1
     assert all(node.automation_condition == AFTER_UPSTREAM for node in followers)

@@ -1,5 +1,5 @@
 """A sync run with `dagster job execute` (README offers it; no run-status sensor sees it) is
-followed by the CSV export and the BI models, on the default DuckDB warehouse."""
+followed by the CSV export and the SQL models, on the default DuckDB warehouse."""
 
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def test_a_sync_executed_from_the_cli_is_followed_by_the_exports(
         assert export.dagster_run.status == dg.DagsterRunStatus.SUCCESS, deployed.tail()
         assert all_states_tags().items() <= export.dagster_run.tags.items()
         models = deployed.wait_for(
-            "BI models run after the CLI sync",
+            "SQL models run after the CLI sync",
             lambda: [r for r in bi_runs(instance, {"connections"}) if finished(r)],
             timeout=300,
         )[0]

@@ -1,5 +1,5 @@
 """The production instance runs by itself: the daemon's schedule starts a sync, and one export
-run (every state) and the BI models follow it, on the shipped config and README's URL form."""
+run (every state) and the SQL models follow it, on the shipped config and README's URL form."""
 
 from pathlib import Path
 
@@ -36,7 +36,7 @@ MODELS_AFTER_SYNC = {
 }
 
 
-def test_scheduled_sync_is_followed_by_one_export_run_and_the_bi_models(
+def test_scheduled_sync_is_followed_by_one_export_run_and_the_sql_models(
     tmp_path: Path, postgres_admin_url: str
 ) -> None:
     with deployment(postgres_admin_url, tmp_path, cron="* * * * *") as deployed:
@@ -58,7 +58,7 @@ def test_scheduled_sync_is_followed_by_one_export_run_and_the_bi_models(
             timeout=300,
         )[0]
         models = deployed.wait_for(
-            "BI models run after the sync",
+            "SQL models run after the sync",
             lambda: [r for r in bi_runs(instance, MODELS_AFTER_SYNC) if finished(r)],
             timeout=300,
         )[0]

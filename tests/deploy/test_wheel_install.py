@@ -122,7 +122,7 @@ def test_the_installed_wheel_finds_its_own_sql_models(
             "from connections_pipeline.definitions import defs; "
             "g = defs().resolve_asset_graph(); "
             "print(sorted(k.to_user_string() for k in g.get_all_asset_keys() "
-            "if g.get(k).group_name == 'bi_models'))",
+            "if g.get(k).group_name == 'sql_models'))",
         ],
         cwd=tmp_path,
         env={**env, "CONNECTIONS_SQL_MODELS_DIR": str(own)},
@@ -130,7 +130,7 @@ def test_the_installed_wheel_finds_its_own_sql_models(
     assert keys.strip() == "['live_only']"
 
 
-def test_run_and_the_bi_models_work_from_an_empty_folder(
+def test_run_and_the_sql_models_work_from_an_empty_folder(
     installed: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     python, env = installed
@@ -152,7 +152,7 @@ def test_run_and_the_bi_models_work_from_an_empty_folder(
             "-m",
             "connections_pipeline.definitions",
             "--select",
-            "group:bi_models",
+            "group:sql_models",
         ],
         cwd=tmp_path,
         env={**env, "DAGSTER_HOME": str(tmp_path / "data" / "dagster_home")},

@@ -1,5 +1,5 @@
 """After a sync materializes `finch_connections`, declarative automation asks for every
-state's export (and the BI models), however the sync was started; after a failed sync or a
+state's export (and the SQL models), however the sync was started; after a failed sync or a
 failed blocking check on `finch_connections`, it asks for nothing."""
 
 from pathlib import Path

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from bi_model_helpers import (
+from sql_model_helpers import (
     failure_messages,
     materialize_models,
     materialized_keys,

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from connections_pipeline.assets.bi_models import bi_model_assets
+from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
 from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
@@ -72,7 +72,7 @@ def materialize_models(
     resource: WarehouseResource, models_dir: Path | None = None
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        bi_model_assets(models_dir), resources={"warehouse": resource}, raise_on_error=False
+        sql_model_assets(models_dir), resources={"warehouse": resource}, raise_on_error=False
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from bi_model_helpers import (
+from sql_model_helpers import (
     MODEL_NAMES,
     materialize_models,
     materialized_keys,

@@ -17,10 +17,10 @@ from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.sql_models import SqlModel, load_models
 from connections_pipeline.warehouse.sql_models import SqlModelRunError, build_model, failing_rows
 
-BI_GROUP = "bi_models"
+SQL_MODELS_GROUP = "sql_models"
 
 
-def bi_model_assets(models_dir: Path | None = None) -> list[dg.AssetsDefinition]:
+def sql_model_assets(models_dir: Path | None = None) -> list[dg.AssetsDefinition]:
     """One asset per `.sql` file of `models_dir` (default: `dbt_like_sql/`).
 
     Raises:
@@ -45,7 +45,7 @@ def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=model.name,
-        group_name=BI_GROUP,
+        group_name=SQL_MODELS_GROUP,
         description=model.description or f"SQL model {model.file_name}",
         deps=deps,
         check_specs=check_specs,

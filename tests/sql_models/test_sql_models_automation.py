@@ -1,4 +1,4 @@
-"""The BI models follow each sync: a model is asked for once the tables it reads were
+"""The SQL models follow each sync: a model is asked for once the tables it reads were
 loaded, and the session ledger (an external asset no run materializes) does not hold it."""
 
 from pathlib import Path

@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from bi_model_helpers import (
+from sql_model_helpers import (
     MODEL_NAMES,
     materialize_models,
     materialized_keys,

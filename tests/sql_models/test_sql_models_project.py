@@ -4,9 +4,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from bi_model_helpers import MODEL_NAMES
+from sql_model_helpers import MODEL_NAMES
 
-from connections_pipeline.assets.bi_models import BI_GROUP
+from connections_pipeline.assets.sql_models import SQL_MODELS_GROUP
 from connections_pipeline.definitions import defs
 from connections_pipeline.sql_models import (
     SqlModelError,
@@ -21,7 +21,7 @@ def test_definitions_hold_one_asset_per_model_with_parsed_dependencies() -> None
     group = {
         key.to_user_string()
         for key in graph.get_all_asset_keys()
-        if graph.get(key).group_name == BI_GROUP
+        if graph.get(key).group_name == SQL_MODELS_GROUP
     }
     assert group == MODEL_NAMES
 
