@@ -18,10 +18,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def sandbox_process(*options: str) -> Iterator[str]:
-    """Start `python -m connections_pipeline.sandbox serve` and yield its base URL."""
+    """Start `python -m finch_sandbox serve` and yield its base URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "connections_pipeline.sandbox", "serve",
+        sys.executable, "-m", "finch_sandbox", "serve",
         "--host", "127.0.0.1", "--port", str(port), *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)

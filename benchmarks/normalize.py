@@ -49,10 +49,10 @@ TARGET_ROWS_PER_SECOND = 200_000
 def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str, int]:
     """One seeded emulator dataset rendered as raw `/introspect` rows and token-source rows."""
     from connections_pipeline.finch.fingerprint import token_fingerprint
-    from connections_pipeline.sandbox import payloads
-    from connections_pipeline.sandbox.dataset import generate_dataset
     from connections_pipeline.sync.extract import RAW_SCHEMA
     from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
+    from finch_sandbox import payloads
+    from finch_sandbox.dataset import generate_dataset
 
     data = generate_dataset(seed, connections, START)
     raw: dict[str, list] = {name: [] for name in RAW_SCHEMA}
@@ -85,8 +85,8 @@ def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str,
 
 def generate(rows: int, folder: Path, workers: int) -> tuple[int, float]:
     """Write raw.parquet and token_source.parquet with exactly `rows` introspect rows."""
-    from connections_pipeline.sandbox.providers import PROVIDERS_BODY
     from connections_pipeline.sync.extract import RAW_SCHEMA
+    from finch_sandbox.providers import PROVIDERS_BODY
 
     # About 1.3 tokens per connection in the emulator's mix; a spare chunk covers the rest.
     chunks = math.ceil(rows / (CONNECTIONS_PER_CHUNK * 1.25)) + 1

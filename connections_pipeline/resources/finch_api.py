@@ -1,21 +1,17 @@
 """Finch API settings as a Dagster resource; the client itself lives in `finch/`."""
 
-import functools
-
 import dagster as dg
 
 from connections_pipeline.finch import FinchClient, FinchClientConfig, FinchConfigError
+from connections_pipeline.resources.embedded_finch import (
+    FinchSandbox,
+    embedded_sandbox,
+    embedded_transport,
+)
 from connections_pipeline.resources.redacted_fields import RedactedFields
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
 from connections_pipeline.transform.guards import FINCH_CLIENT_TYPES, Application
 
 EMBEDDED_BASE_URL = "http://finch.sandbox.local"
-
-
-@functools.cache
-def _embedded_sandbox(seed: int, connections: int, time_scale: float) -> FinchSandbox:
-    # One emulator per process and dataset, shared by the Finch and token-source resources.
-    return FinchSandbox(SandboxConfig(seed=seed, connections=connections, time_scale=time_scale))
 
 
 class FinchResource(RedactedFields, dg.ConfigurableResource):
@@ -50,7 +46,7 @@ class FinchResource(RedactedFields, dg.ConfigurableResource):
 
     def sandbox(self) -> FinchSandbox:
         """The in-process emulator used when `base_url` is unset (one per process)."""
-        return _embedded_sandbox(
+        return embedded_sandbox(
             self.sandbox_seed, self.sandbox_connections, self.sandbox_time_scale
         )
 
@@ -82,5 +78,5 @@ class FinchResource(RedactedFields, dg.ConfigurableResource):
         return Application(client_id=self.client_config().client_id, client_type=self.client_type)
 
     def open_client(self) -> FinchClient:
-        transport = sandbox_transport(self.sandbox()) if self.embedded else None
+        transport = embedded_transport(self.sandbox()) if self.embedded else None
         return FinchClient(self.client_config(), transport=transport)

@@ -9,9 +9,9 @@ import polars as pl
 from connections_pipeline.redaction import url_secrets
 from connections_pipeline.resources.finch_api import FinchResource
 from connections_pipeline.resources.redacted_fields import RedactedFields
-from connections_pipeline.sandbox import read_served_sandbox
 from connections_pipeline.sources.files import read_session_file, read_token_file
 from connections_pipeline.sources.records import SourceBatch, TokenSourceError, tokens_from_records
+from connections_pipeline.sources.sandbox_ledgers import read_served_sandbox
 from connections_pipeline.sources.sql import read_token_query
 
 SourceKind = Literal["auto", "file", "sql", "sandbox"]

@@ -11,8 +11,8 @@ from link_helpers import embedded, link_request
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.connect_links import ConnectLinkError, create_connect_link
 from connections_pipeline.resources import FinchResource
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, serve_in_thread
 from connections_pipeline.warehouse import Warehouse
+from finch_sandbox import EndpointFaults, FinchSandbox, serve_in_thread
 
 pytestmark = pytest.mark.slow
 

@@ -24,13 +24,13 @@ from connections_pipeline.connect_links import create_reauth_links
 from connections_pipeline.connect_links.reauth import connections_needing_link
 from connections_pipeline.definitions import defs
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
-from connections_pipeline.sandbox import (
+from connections_pipeline.warehouse import Warehouse
+from finch_sandbox import (
     EndpointFaults,
     FinchSandbox,
     SandboxConfig,
     serve_in_thread,
 )
-from connections_pipeline.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
 TIME_SCALE = 0.01

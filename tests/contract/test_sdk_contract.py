@@ -22,7 +22,7 @@ from finch.types.jobs import AutomatedListResponse
 from finch.types.sandbox import ConnectionCreateResponse
 from finch.types.sandbox.connections import AccountUpdateResponse
 
-from connections_pipeline.sandbox import (
+from finch_sandbox import (
     EndpointFaults,
     FinchSandbox,
     SandboxConfig,

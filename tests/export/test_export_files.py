@@ -16,8 +16,8 @@ from export_helpers import (
     resources,
 )
 
-from connections_pipeline.sandbox.names import HOSTILE_COMPANY_NAMES, HOSTILE_CUSTOMER_NAMES
 from connections_pipeline.warehouse import Warehouse
+from finch_sandbox.names import HOSTILE_COMPANY_NAMES, HOSTILE_CUSTOMER_NAMES
 
 pytestmark = pytest.mark.slow
 

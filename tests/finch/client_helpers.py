@@ -5,7 +5,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from connections_pipeline.finch import FinchClient, FinchClientConfig
-from connections_pipeline.sandbox import FinchSandbox, sandbox_transport
+from finch_sandbox import FinchSandbox, sandbox_transport
 
 T = TypeVar("T")
 IN_PROCESS_BASE_URL = "http://finch.sandbox.local"

@@ -4,7 +4,7 @@ import pytest
 from client_helpers import client_for, run
 
 from connections_pipeline.finch import FinchClient, FinchClientConfig, FinchConfigError
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig
+from finch_sandbox import FinchSandbox, SandboxConfig
 
 
 @pytest.mark.parametrize(

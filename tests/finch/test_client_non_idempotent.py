@@ -21,7 +21,7 @@ from connections_pipeline.finch import (
     FinchClientConfig,
     FinchConfigError,
 )
-from connections_pipeline.sandbox import (
+from finch_sandbox import (
     EndpointFaults,
     FinchSandbox,
     SandboxConfig,

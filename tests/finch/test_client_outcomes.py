@@ -5,7 +5,7 @@ from typing import Any
 from client_helpers import client_for, live_tokens, run
 
 from connections_pipeline.finch import CallOutcome, FinchCallResult
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig
+from finch_sandbox import FinchSandbox, SandboxConfig
 
 
 def _sandbox() -> FinchSandbox:

@@ -7,7 +7,7 @@ from client_helpers import client_for, live_tokens, run
 
 from connections_pipeline.finch import CallOutcome, FinchClientConfig
 from connections_pipeline.finch.pacing import Pacer
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig
 
 # 5-minute IP window becomes 3 s, 60-second product window 0.6 s.
 TIME_SCALE = 0.01

@@ -3,7 +3,7 @@
 from client_helpers import client_for, live_tokens, run
 
 from connections_pipeline.finch import CallOutcome, FinchCallResult
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig
 
 FAST_BACKOFF = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
 

@@ -6,7 +6,7 @@ import pytest
 from client_helpers import client_for, run
 
 from connections_pipeline.finch import token_fingerprint
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig
 
 
 def test_faulty_run_logs_no_token_or_secret(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,8 +19,8 @@ from sync.sync_helpers import (
 
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import TokenSourceResource
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
 from connections_pipeline.sync.run import SyncHeld, SyncSettings
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig
 
 pytestmark = pytest.mark.slow
 ACCEPT = SyncSettings(accept_mass_change=True)

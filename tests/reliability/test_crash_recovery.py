@@ -22,7 +22,7 @@ from crash_helpers import (
     run_whole,
 )
 
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ from sync.sync_helpers import (
 )
 
 from connections_pipeline.assets.sync import sync_with_resources
-from connections_pipeline.sandbox import EndpointFaults
 from connections_pipeline.sync.run import SyncHeld
+from finch_sandbox import EndpointFaults
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from sandbox.sandbox_helpers import CLI, cli_server
 
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
-from connections_pipeline.sandbox.server import NonLoopbackHostError, is_loopback
+from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+from finch_sandbox.server import NonLoopbackHostError, is_loopback
 
 TESTS = Path(__file__).parents[1]
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp*

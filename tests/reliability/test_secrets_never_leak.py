@@ -49,15 +49,15 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
-from connections_pipeline.sandbox import (
+from connections_pipeline.sources.records import TokenSourceError
+from connections_pipeline.sources.sql import read_token_query
+from connections_pipeline.warehouse import Warehouse, WarehouseConnectionError
+from finch_sandbox import (
     EndpointFaults,
     FinchSandbox,
     SandboxConfig,
     serve_in_thread,
 )
-from connections_pipeline.sources.records import TokenSourceError
-from connections_pipeline.sources.sql import read_token_query
-from connections_pipeline.warehouse import Warehouse, WarehouseConnectionError
 
 slow = pytest.mark.slow
 

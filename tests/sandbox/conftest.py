@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sandbox_helpers import Api, make_sandbox
 
-from connections_pipeline.sandbox import FinchSandbox
+from finch_sandbox import FinchSandbox
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, sandbox_transport
+from finch_sandbox import FinchSandbox, SandboxConfig, sandbox_transport
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 VERSION = {"Finch-API-Version": "2020-09-17"}
 BASE_URL = "http://finch.sandbox.test"
-CLI = [sys.executable, "-m", "connections_pipeline.sandbox", "serve"]
+CLI = [sys.executable, "-m", "finch_sandbox", "serve"]
 
 
 @contextmanager

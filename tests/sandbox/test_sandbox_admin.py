@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox_helpers import Api
 
-from connections_pipeline.sandbox import FinchSandbox
+from finch_sandbox import FinchSandbox
 
 
 def test_admin_reads_match_in_process_methods(sandbox: FinchSandbox, api: Api) -> None:

@@ -15,7 +15,7 @@ from sandbox_helpers import (
     rows_by_key,
 )
 
-from connections_pipeline.sandbox import FinchSandbox
+from finch_sandbox import FinchSandbox
 
 
 def _token_where(sandbox: FinchSandbox, **conditions: object) -> tuple[str, str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sandbox_helpers import START, Api, assert_finch_error, current_tokens, make_sandbox
 
-from connections_pipeline.sandbox import FinchSandbox
-from connections_pipeline.sandbox.names import HOSTILE_COMPANY_NAMES
+from finch_sandbox import FinchSandbox
+from finch_sandbox.names import HOSTILE_COMPANY_NAMES
 
 
 def test_same_seed_gives_identical_tokens_truth_sessions_and_credentials() -> None:

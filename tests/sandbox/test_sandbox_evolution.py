@@ -6,7 +6,7 @@ from collections import Counter
 
 from sandbox_helpers import Api, assert_finch_error, make_sandbox, rows_by_key
 
-from connections_pipeline.sandbox import FinchSandbox
+from finch_sandbox import FinchSandbox
 
 
 def test_advance_moves_statuses_both_ways_and_disconnects(sandbox: FinchSandbox, api: Api) -> None:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sandbox_helpers import api_for, assert_finch_error, current_tokens, make_sandbox
 
-from connections_pipeline.sandbox import EndpointFaults, FinchSandbox, SandboxConfig
-from connections_pipeline.sandbox.faults import EXTRA_FIELD_KEY
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig
+from finch_sandbox.faults import EXTRA_FIELD_KEY
 
 SESSION_BODY = {"customer_id": "c", "customer_name": "n", "products": ["company"]}
 

@@ -10,14 +10,10 @@ import httpx
 import pytest
 from sandbox_helpers import CLI, START, VERSION, current_tokens, make_sandbox
 
-from connections_pipeline.sandbox import (
-    EndpointFaults,
-    ServedSandboxError,
-    read_served_sandbox,
-    serve_in_thread,
-)
-from connections_pipeline.sandbox.cli import build_parser, config_from_args, main
-from connections_pipeline.sandbox.server import NonLoopbackHostError
+from connections_pipeline.sources.sandbox_ledgers import ServedSandboxError, read_served_sandbox
+from finch_sandbox import EndpointFaults, serve_in_thread
+from finch_sandbox.cli import build_parser, config_from_args, main
+from finch_sandbox.server import NonLoopbackHostError
 
 
 def test_serve_in_thread_answers_and_stops() -> None:

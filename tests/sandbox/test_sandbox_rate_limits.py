@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sandbox_helpers import START, Api, assert_finch_error, current_tokens, rows_by_key
 
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig
+from finch_sandbox import FinchSandbox, SandboxConfig
 
 
 class FakeMonotonic:

@@ -12,8 +12,8 @@ from typing import Any
 
 from sandbox_helpers import Api, rows_by_key
 
-from connections_pipeline.sandbox import FinchSandbox
-from connections_pipeline.sandbox.truth import TRUTH_COLUMNS
+from finch_sandbox import FinchSandbox
+from finch_sandbox.truth import TRUTH_COLUMNS
 
 AUTOMATED = {"credential", "api_token", "api_credential", "oauth"}
 

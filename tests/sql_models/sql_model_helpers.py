@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 from connections_pipeline.warehouse import Warehouse
+from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 
 TIME_SCALE = 0.01
 MODEL_NAMES = {

@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 
 from connections_pipeline.resources import FinchResource, TokenSourceResource
-from connections_pipeline.sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 from connections_pipeline.warehouse import TABLE_COLUMNS, Warehouse
+from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 
 TIME_SCALE = 0.01
 # A connection revoked before the pipeline ever saw it working is known only by the id the

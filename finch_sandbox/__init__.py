@@ -4,13 +4,12 @@ Serves the Finch endpoints the pipeline uses (introspect, automated jobs, compan
 Connect sessions, token exchange, disconnect, sandbox connections) with Finch's auth schemes,
 error bodies and published rate limits, plus `/_sandbox/` routes to read the ground truth and
 move virtual time. Use it in-process through `sandbox_transport`, over HTTP with
-`serve_in_thread`, or from the command line with `python -m connections_pipeline.sandbox serve`.
+`serve_in_thread`, or from the command line with `python -m finch_sandbox serve`.
 """
 
 from .app import create_app
 from .config import EndpointFaults, SandboxConfig
 from .emulator import FinchSandbox
-from .served import ServedSandboxError, read_served_sandbox
 from .server import serve_in_thread
 from .transport import sandbox_transport
 
@@ -18,9 +17,7 @@ __all__ = [
     "EndpointFaults",
     "FinchSandbox",
     "SandboxConfig",
-    "ServedSandboxError",
     "create_app",
-    "read_served_sandbox",
     "sandbox_transport",
     "serve_in_thread",
 ]

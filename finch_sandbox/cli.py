@@ -1,4 +1,4 @@
-"""Command line: `python -m connections_pipeline.sandbox serve [options]`."""
+"""Command line: `python -m finch_sandbox serve [options]`."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _host(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m connections_pipeline.sandbox",
+        prog="python -m finch_sandbox",
         description="A local Finch API emulator with a seeded, evolving dataset.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

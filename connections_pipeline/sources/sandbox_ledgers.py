@@ -1,8 +1,9 @@
 """Reading the ledgers of an emulator served elsewhere (another process, `serve` CLI).
 
 A served emulator is the only "Finch" whose token and Connect-session ledgers can be read
-over HTTP; the token source uses this to run the pipeline against `python -m
-connections_pipeline.sandbox serve` exactly as it runs against the in-process one.
+over HTTP; the token source uses this to run the pipeline against `python -m finch_sandbox
+serve` exactly as it runs against the in-process one. Plain HTTP: the pipeline reads the
+served emulator as it reads Finch, without importing it.
 """
 
 from __future__ import annotations

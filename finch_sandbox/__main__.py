@@ -1,0 +1,7 @@
+"""`python -m finch_sandbox serve ...`"""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
