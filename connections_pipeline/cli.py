@@ -122,27 +122,10 @@ def _connect_link(args: argparse.Namespace) -> int:
 
 
 def _create_link(args: argparse.Namespace) -> Any:
-    from connections_pipeline.connect_links import (
-        ConnectLinkRequest,
-        create_connect_link,
-        parse_products,
-    )
+    from connections_pipeline.connect_links import ConnectLinkRequest, create_connect_link
     from connections_pipeline.settings import build_resources
 
-    request = ConnectLinkRequest(
-        customer_id=args.customer_id,
-        customer_name=args.customer_name,
-        products=parse_products(args.products),
-        redirect_uri=args.redirect_uri,
-        customer_email=args.customer_email,
-        minutes_to_expire=args.minutes_to_expire,
-        provider=args.provider,
-        auth_method=args.auth_method,
-        manual=args.manual,
-        sandbox=args.sandbox,
-        force=args.force,
-        created_by="cli",
-    )
+    request = ConnectLinkRequest.from_fields(vars(args), created_by="cli")
     resources = build_resources(os.environ)
     finch = resources["finch"].process_config_and_initialize()
     warehouse = resources["warehouse"].process_config_and_initialize().open()

@@ -45,20 +45,7 @@ class ConnectLinkConfig(dg.Config):
     force: bool = False
 
     def to_request(self, created_by: str) -> ConnectLinkRequest:
-        return ConnectLinkRequest(
-            customer_id=self.customer_id,
-            customer_name=self.customer_name,
-            products=tuple(self.products),
-            redirect_uri=self.redirect_uri,
-            customer_email=self.customer_email,
-            minutes_to_expire=self.minutes_to_expire,
-            provider=self.provider,
-            auth_method=self.auth_method,
-            manual=self.manual,
-            sandbox=self.sandbox,
-            force=self.force,
-            created_by=created_by,
-        )
+        return ConnectLinkRequest.from_fields(self.model_dump(), created_by=created_by)
 
 
 @dg.op(name="create_connect_session", tags={"kind": "finch"}, pool=FINCH_POOL)

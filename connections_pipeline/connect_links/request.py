@@ -9,7 +9,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -78,6 +78,14 @@ class ConnectLinkRequest:
     sandbox: str | None = None
     force: bool = False
     created_by: str = field(default="cli", compare=False)
+
+    @classmethod
+    def from_fields(cls, values: Mapping[str, Any], *, created_by: str) -> "ConnectLinkRequest":
+        """A request from any mapping holding its fields (parsed CLI arguments, a run's
+        config); other keys are ignored, `products` may be `a,b` or a list."""
+        known = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        known["products"] = parse_products(known.get("products", ()))
+        return cls(**{**known, "created_by": created_by})
 
 
 def customer_key(customer_id: str) -> str:

@@ -195,6 +195,8 @@ def test_missing_database_names_the_url_setting_without_the_password(postgres_ur
         f"nosuchdialect://user:{PASSWORD}@host/db",
         f"postgresql+psycopg://user:{PASSWORD}@host:notaport/db",
     ],
+    # Stable ids: the password is random, and parallel workers must collect the same tests.
+    ids=["not-a-url", "unknown-dialect", "bad-port"],
 )
 def test_unusable_url_names_the_url_setting_without_the_password(url: str) -> None:
     with pytest.raises(TokenSourceError, match=r"^CONNECTIONS_TOKENS_URL") as error:
