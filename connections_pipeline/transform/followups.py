@@ -20,7 +20,8 @@ def plan_followups(
     as_of: datetime,
     company_ttl: timedelta,
 ) -> pl.DataFrame:
-    """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company."""
+    """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company,
+    company_fetched_at (when the cached name was fetched, for refreshing oldest first)."""
     freshest = freshest_per_connection(introspections, token_source)
     known = previous.filter(pl.col("connection_id").is_not_null()).select(
         "connection_id",
@@ -47,4 +48,5 @@ def plan_followups(
             & (pl.col("connection_type") != concepts.ASSISTED).fill_null(True)
         ).alias("need_jobs"),
         (single_entity & has_company_product & can_answer & cache_stale).alias("need_company"),
+        pl.col("known_company_fetched_at").alias("company_fetched_at"),
     )
