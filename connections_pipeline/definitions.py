@@ -13,7 +13,7 @@ from connections_pipeline.assets.connect_links import (
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
 from connections_pipeline.assets.report import REPORT_GROUP, finch_connections_report
 from connections_pipeline.assets.sql_models import sql_model_assets
-from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
+from connections_pipeline.assets.sync import SOURCE_ASSETS, SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
 from connections_pipeline.settings import (
     build_resources,
@@ -56,6 +56,7 @@ def defs() -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[
+            *SOURCE_ASSETS,
             with_freshness_policy(sync_finch_connections, _sync_freshness(env)),
             finch_connections_csv,
             finch_connections_report,
