@@ -1,5 +1,6 @@
 """What each sync asset reports: row counts, a state breakdown, request statistics."""
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,13 +16,24 @@ from connections_pipeline.warehouse.load import LoadSummary
 
 PREVIEW_COLUMNS = ["state", "company_name", "connection_status", "connection_type", "provider_name"]
 PREVIEW_ROWS = 10
+# Where the sync's progress also goes as structured records (`endpoint`, `done`, `total`),
+# for a front end such as the command line's progress bars.
+PROGRESS_LOGGER = "connections_pipeline.progress"
 
 
 def progress_logger(log: Any, every_percent: int = 10) -> Callable[[str, int, int], None]:
     """Log 'introspect 120/200' roughly every `every_percent` of each endpoint's calls."""
     last_logged: dict[str, int] = {}
+    progress = logging.getLogger(PROGRESS_LOGGER)
 
     def report(endpoint: str, done: int, total: int) -> None:
+        progress.debug(
+            "%s %d/%d",
+            endpoint,
+            done,
+            total,
+            extra={"endpoint": endpoint, "done": done, "total": total},
+        )
         step = max(1, total * every_percent // 100)
         if done == total or done - last_logged.get(endpoint, 0) >= step:
             last_logged[endpoint] = done
