@@ -49,6 +49,7 @@ def finch_connections_report(
         try:
             current = store.read_current()
             loaded = store.latest_loaded_run()
+            latest = store.latest_run()
         except WarehouseConnectionError as exc:
             raise WarehouseConnectionError(warehouse.scrub(str(exc))) from None
         except sa.exc.DBAPIError as exc:
@@ -66,6 +67,7 @@ def finch_connections_report(
         run_id=loaded["run_id"],
         status=loaded["status"],
         status_reason=loaded["status_reason"],
+        not_loaded=_not_loaded(loaded, latest),
     )
     written = export_report(current, snapshot, destination, datetime.now(UTC))
     context.log.info(
@@ -75,6 +77,17 @@ def finch_connections_report(
         written.path,
     )
     return dg.MaterializeResult(metadata=_metadata(written, destination.is_local, snapshot))
+
+
+def _not_loaded(loaded: dict[str, Any], latest: dict[str, Any] | None) -> str | None:
+    """What the page says when a later sync than the snapshot's loaded nothing."""
+    if latest is None or latest["run_id"] == loaded["run_id"]:
+        return None
+    reason = f": {latest['status_reason']}" if latest["status_reason"] else ""
+    return (
+        f"The latest sync (run {latest['run_id']}, {latest['status']}) loaded nothing; "
+        f"this page shows the snapshot before it{reason}"
+    )
 
 
 def _metadata(written: ReportExport, local: bool, snapshot: Snapshot) -> dict[str, Any]:

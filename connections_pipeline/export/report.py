@@ -61,6 +61,8 @@ class Snapshot:
         status: `success` or `partial`.
         status_reason: why the run is not `success`, if it is not.
         clock: whose clock `as_of` is, as the page names it (e.g. "Finch's clock").
+        not_loaded: a later sync that loaded nothing (held or failed) and why, as the page
+            says it; None when the snapshot is the newest sync's.
     """
 
     as_of: datetime
@@ -68,6 +70,7 @@ class Snapshot:
     status: str
     status_reason: str | None = None
     clock: str = "Finch's clock"
+    not_loaded: str | None = None
 
 
 @dataclass(frozen=True)

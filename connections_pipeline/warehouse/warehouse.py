@@ -160,6 +160,18 @@ class Warehouse:
         rows = self._read(query, polars_schema(SYNC_RUNS))
         return rows.row(0, named=True) if rows.height else None
 
+    def latest_run(self) -> dict[str, Any] | None:
+        """The newest finch_sync_runs row, whatever its status (a held or failed run
+        included). None before any."""
+        table = self.table(SYNC_RUNS)
+        query = (
+            sa.select(table)
+            .order_by(table.c.finished_at.desc().nulls_last(), table.c.as_of.desc())
+            .limit(1)
+        )
+        rows = self._read(query, polars_schema(SYNC_RUNS))
+        return rows.row(0, named=True) if rows.height else None
+
     def _read(self, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
         with self._connect(transaction=False) as connection:
             return bulk.read_select(connection, query, schema)

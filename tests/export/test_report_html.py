@@ -63,3 +63,30 @@ def test_latest_is_not_replaced_by_an_older_snapshot(synced_current, tmp_path: P
     assert older.latest_path is None
     latest = tmp_path / "connections_report_latest.html"
     assert latest.read_bytes() == Path(newer.path).read_bytes()
+
+
+def test_a_later_sync_that_loaded_nothing_is_named_at_the_top(tmp_path: Path) -> None:
+    import dagster as dg
+    from export_helpers import resources, sync_into
+
+    from connections_pipeline.assets.report import finch_connections_report
+    from connections_pipeline.warehouse import Warehouse
+
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    with Warehouse(url) as warehouse:
+        sync_into(warehouse, seed=5, connections=20)
+        loaded = warehouse.latest_loaded_run()
+        later = loaded["finished_at"] + timedelta(days=1)
+        warehouse.record_unloaded_run(
+            "held-run",
+            loaded["as_of"] + timedelta(days=1),
+            {"status": "held", "status_reason": "9 of 10 live would leave", "finished_at": later},
+        )
+    result = dg.materialize(
+        [finch_connections_report], resources=resources(url, str(tmp_path / "out"))
+    )
+    assert result.success
+    html = (tmp_path / "out" / "connections_report_latest.html").read_text(encoding="utf-8")
+    [notice] = re.findall(r'<p class="reason" id="not-loaded">(.*?)</p>', html)
+    assert "held-run" in notice and "held" in notice and "9 of 10 live would leave" in notice
+    assert loaded["run_id"] in html  # the page still shows the loaded snapshot
