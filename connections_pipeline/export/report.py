@@ -100,8 +100,7 @@ def relative_time(moment: datetime, reference: datetime) -> str:
 
 def render_report(current: pl.DataFrame, snapshot: Snapshot, generated_at: datetime) -> str:
     """The report's HTML for `current` (`finch_connections` as `read_current()` returns it)."""
-    options = ExportOptions()
-    tabs = [_tab(current, state, options, snapshot.as_of) for state in STATES]
+    tabs = [_tab(current, state, snapshot.as_of) for state in STATES]
     script = _asset_text("report.js")
     return (
         _environment()
@@ -148,14 +147,9 @@ def export_report(
     )
 
 
-def _tab(current: pl.DataFrame, state: str, options: ExportOptions, as_of: datetime) -> dict:
-    """One tab: the state's rows as the CSV orders them, each with its key and flag."""
-    keyed = ExportOptions(
-        sort_by=options.sort_by,
-        descending=options.descending,
-        extra_columns=(*_ROW_FIELDS, *options.extra_columns),
-    )
-    frame = select_rows(current, state, keyed)
+def _tab(current: pl.DataFrame, state: str, as_of: datetime) -> dict:
+    """One tab: the state's rows in the CSV's default order, each with its key and flag."""
+    frame = select_rows(current, state, ExportOptions(extra_columns=_ROW_FIELDS))
     columns = [column for _, column in DASHBOARD_COLUMNS]
     rows = [
         {
