@@ -49,3 +49,20 @@ def column_schema(columns: Iterable[Column]) -> dg.TableSchema:
 def table_schema_metadata(table: str) -> dict[str, dg.TableSchema]:
     """Definition metadata of the asset of warehouse table `table`."""
     return {COLUMN_SCHEMA: column_schema(columns_of(table))}
+
+
+def export_schema(headers: Iterable[tuple[str, str]], table: str) -> dict[str, dg.TableSchema]:
+    """Definition metadata of a file export: its (header, column of `table`) pairs, typed
+    and described as the table's columns."""
+    registry = {column.name: column for column in columns_of(table)}
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                header,
+                type_name(registry[column].dtype),
+                description=f"{column}: {registry[column].description}",
+            )
+            for header, column in headers
+        ]
+    )
+    return {COLUMN_SCHEMA: schema}

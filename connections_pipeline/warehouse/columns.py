@@ -283,7 +283,7 @@ CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
     _text("reauth_connection_id", "The connection a reauthenticate session is for"),
     _ts("created_at", "When the session was created (UTC)"),
     _ts("expires_at", "When the link expires (UTC)"),
-    _text("created_by", "Who created it (cli, dagster:<run id>, the application)"),
+    _text("created_by", "Who created it: `cli`, `dagster:<run id>` or the application"),
     _text("status", "pending, completed, expired or unknown"),
     _text("connection_id", "The connection the session completed into"),
     _ts("completed_at", "When that connection was made (UTC)"),

@@ -8,14 +8,15 @@ import pytest
 
 from connections_pipeline.assets.table_schemas import COLUMN_SCHEMA
 from connections_pipeline.definitions import defs
+from connections_pipeline.export import DASHBOARD_COLUMNS
 from connections_pipeline.warehouse.columns import (
     REAUTH_QUEUE,
     REAUTH_QUEUE_TABLE_COLUMNS,
     TABLE_COLUMNS,
 )
 
-# Assets that are files, not tables: the CSV exports and the HTML report.
-FILE_KINDS = {"csv", "html"}
+# Assets that are pages, not tables: the HTML report (a CSV export is a table).
+FILE_KINDS = {"html"}
 WRITTEN_TABLES = {**TABLE_COLUMNS, REAUTH_QUEUE: REAUTH_QUEUE_TABLE_COLUMNS}
 
 
@@ -54,6 +55,12 @@ def test_a_warehouse_tables_schema_is_the_registrys(graph, table: str) -> None:
     assert [column.constraints.nullable for column in schema.columns] == [
         column.nullable for column in registry
     ]
+
+
+def test_the_csv_export_shows_its_columns_as_the_file_heads_them(graph) -> None:
+    schema = graph.get(dg.AssetKey("finch_connections_csv")).metadata[COLUMN_SCHEMA]
+    assert [column.name for column in schema.columns] == [h for h, _ in DASHBOARD_COLUMNS]
+    assert schema.columns[0].description.startswith("company_name: ")
 
 
 def test_a_sql_model_shows_the_registrys_description_of_a_column_it_passes_on(graph) -> None:
@@ -106,6 +113,10 @@ def test_descriptions_render_as_written(graph) -> None:
     definitions = defs()
     texts = {node.key.to_user_string(): node.description or "" for node in graph.asset_nodes}
     texts.update({job.name: job.description or "" for job in definitions.resolve_all_job_defs()})
+    for node in graph.asset_nodes:
+        schema = node.metadata.get(COLUMN_SCHEMA)
+        for column in schema.columns if schema else ():
+            texts[f"{node.key.to_user_string()}.{column.name}"] = column.description or ""
     bad = {
         name: text for name, text in texts.items() if re.search(r"[<>]", _outside_code_spans(text))
     }
