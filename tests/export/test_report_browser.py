@@ -56,7 +56,8 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, report_path: Path):
+def page(report_path: Path, browser):
+    # The report first: Dagster's run must not start inside Playwright's event loop.
     context = browser.new_context(offline=True)
     opened = context.new_page()
     problems: list[str] = []
