@@ -18,6 +18,7 @@ from connections_pipeline.assets.failures import (
     setting_failure,
 )
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
+from connections_pipeline.assets.table_schemas import table_schema_metadata
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.pools import FINCH_POOL
@@ -32,7 +33,19 @@ from connections_pipeline.resources.sync_guard import SyncGuardError
 from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
 from connections_pipeline.transform.guards import Verdict
-from connections_pipeline.warehouse import RUN_HELD, Warehouse, WarehouseConnectionError
+from connections_pipeline.warehouse import (
+    CONNECT_SESSIONS,
+    CONNECTION_ENTITIES,
+    CONNECTIONS,
+    CONNECTIONS_HISTORY,
+    QUARANTINE,
+    RAW_RESPONSES,
+    RUN_HELD,
+    SYNC_RUNS,
+    TOKENS,
+    Warehouse,
+    WarehouseConnectionError,
+)
 
 SYNC_GROUP = "finch_sync"
 SYNC_OP = "sync_finch_connections"
@@ -42,19 +55,65 @@ ENTITIES_VALID = "entities_pass_schema"
 TOKENS_ANSWERED = "every_token_answered"
 SNAPSHOT_TRUSTED = "snapshot_is_plausible"
 
-SYNC_ASSETS = {
-    "finch_raw_responses": "Every Finch response of each run (JSON, fetch time, token "
-    "fingerprint, outcome), so a run can be replayed without Finch.",
-    "finch_connections": "The Connections page: one row per connection and per staged session.",
-    "finch_connections_history": "SCD type 2 history of the tracked connection attributes.",
-    "finch_connection_entities": "One row per entity of each live connection.",
-    "finch_sync_runs": "One row per sync: counts per state, requests, retries, 429s, duration.",
-    "finch_tokens": "One row per access token ever read, by fingerprint: its connection and "
-    "its last outcome.",
-    "finch_quarantine": "Records that could not be loaded (a Finch answer, a row, a token or "
-    "session source row), with the reason.",
-    "finch_connect_sessions": "The Connect-session ledger: links this pipeline or the "
-    "application created, and their progress (pending, completed, expired).",
+SOURCES_GROUP = "finch_sources"
+TOKEN_SOURCE = "finch_token_source"
+SESSION_SOURCE = "finch_session_source"
+# What the sync reads but no run of this code location writes: the application's own records.
+SOURCE_ASSETS = [
+    dg.AssetSpec(
+        TOKEN_SOURCE,
+        description="The application's Finch access tokens, with what `POST /auth/token` "
+        "answered: `CONNECTIONS_TOKENS_FILE`, or `CONNECTIONS_TOKENS_URL` with "
+        "`CONNECTIONS_TOKENS_QUERY` (the embedded sandbox's tokens by default). Read by every "
+        "sync; the tokens themselves are never stored.",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+    dg.AssetSpec(
+        SESSION_SOURCE,
+        description="Connect sessions the application created outside this pipeline: "
+        "`CONNECTIONS_SESSIONS_FILE` or `CONNECTIONS_SESSIONS_QUERY` (optional).",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+]
+
+# Each table the sync step writes, what it holds, and what it is built from: the Finch
+# answers (`finch_raw_responses`) and the application's records. Upstream tables first.
+SYNC_ASSETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    RAW_RESPONSES: (
+        "Every Finch response of each run (JSON, fetch time, token fingerprint, outcome), so "
+        "a run can be replayed without Finch.",
+        (TOKEN_SOURCE,),
+    ),
+    CONNECT_SESSIONS: (
+        "The Connect-session ledger: links this pipeline or the application created, and "
+        "their progress (pending, completed, expired), completed from the connections Finch "
+        "answered for.",
+        (SESSION_SOURCE, RAW_RESPONSES),
+    ),
+    TOKENS: (
+        "One row per access token ever read, by fingerprint: its connection and its last outcome.",
+        (TOKEN_SOURCE, RAW_RESPONSES),
+    ),
+    CONNECTIONS: (
+        "The Connections page: one row per connection and per staged session.",
+        (RAW_RESPONSES, CONNECT_SESSIONS, TOKENS),
+    ),
+    CONNECTIONS_HISTORY: (
+        "SCD type 2 history of the tracked connection attributes.",
+        (CONNECTIONS,),
+    ),
+    CONNECTION_ENTITIES: ("One row per entity of each live connection.", (RAW_RESPONSES,)),
+    QUARANTINE: (
+        "Records that could not be loaded (a Finch answer, a row, a token or session source "
+        "row), with the reason.",
+        (TOKEN_SOURCE, SESSION_SOURCE, RAW_RESPONSES),
+    ),
+    SYNC_RUNS: (
+        "One row per sync: counts per state, requests, retries, 429s, duration, status.",
+        (RAW_RESPONSES, CONNECTIONS, QUARANTINE),
+    ),
 }
 
 
@@ -72,8 +131,15 @@ class SyncConfig(dg.Config):
 @dg.multi_asset(
     name=SYNC_OP,
     specs=[
-        dg.AssetSpec(key, description=description, group_name=SYNC_GROUP, kinds={"python"})
-        for key, description in SYNC_ASSETS.items()
+        dg.AssetSpec(
+            key,
+            description=description,
+            deps=deps,
+            group_name=SYNC_GROUP,
+            kinds={"python"},
+            metadata=table_schema_metadata(key),
+        )
+        for key, (description, deps) in SYNC_ASSETS.items()
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -144,6 +210,9 @@ def sync_finch_connections(
                 metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
                 allow_retries=False,
             ) from None
+        # Rows in each table once the run's transaction committed, for `dagster/row_count`.
+        row_counts = store.row_counts(SYNC_ASSETS)
+        table_prefix = store.schema
     context.log.info(
         "Synced as of %s (%s): %s; %d quarantined",
         result.as_of.isoformat(),
@@ -153,8 +222,10 @@ def sync_finch_connections(
     )
     if result.sync_run["status_reason"]:
         context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
-    for key, metadata in sync_metadata(result).items():
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    metadata = sync_metadata(result, row_counts, table_prefix)
+    # In SYNC_ASSETS' order: Dagster wants a multi-asset's outputs upstream first.
+    for key in SYNC_ASSETS:
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
     yield _trust_check(result.verdict, result)
     yield dg.AssetCheckResult(
         check_name=CONNECTIONS_VALID,
