@@ -14,12 +14,16 @@ coverage: a fleet synced with a request budget of a third of its tokens (the emb
           emulator, its limits shrunk until they cost nothing): per run, tokens polled,
           tokens never observed yet, and the oldest observation's age; runs until every
           token has been observed.
+plan:     the same polling plan alone on a synthetic fleet of `--tokens` (300,000 by
+          default), runs until every token has been observed: the planner at full size.
 
     python benchmarks/scale_sync.py bound --connections 30000 --days 9
-    python benchmarks/scale_sync.py coverage --connections 230000
+    python benchmarks/scale_sync.py coverage --connections 30000
+    python benchmarks/scale_sync.py plan --tokens 300000
 """
 
 import argparse
+import datetime as dt
 import math
 import tempfile
 import time
@@ -180,6 +184,67 @@ def coverage(args: argparse.Namespace) -> None:
     print(f"every token observed after {runs} runs (expected at most {expected}): {verdict}")
 
 
+def plan_only(args: argparse.Namespace) -> None:
+    """The polling plan alone on a synthetic fleet: no Finch, no warehouse.
+
+    The plan is the same code a sync runs (`polling_order`, `plan_polling`); each simulated
+    run marks its polled tokens observed, as the sync's `finch_tokens` would.
+    """
+    import polars as pl
+
+    from connections_pipeline.transform.polling import plan_polling, polling_order
+    from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
+
+    tokens = args.tokens
+    # About 1.3 tokens per connection, as in the emulator's mix.
+    connection = [f"c{n * 10 // 13}" for n in range(tokens)]
+    source = pl.DataFrame(
+        {"token_fingerprint": [f"t{n}" for n in range(tokens)], "source_connection_id": connection}
+    ).with_columns(
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in TOKEN_FRAME_SCHEMA.items()
+        if name not in ("token_fingerprint", "source_connection_id")
+    )
+    connections = len(set(connection))
+    budget = math.ceil(tokens / 3)
+    expected = math.ceil((tokens + connections + 1) / budget)
+    print(
+        f"planner only: {tokens:,} tokens of {connections:,} connections; budget {budget:,} "
+        f"requests a run; expected runs to cover it: {expected}"
+    )
+    seen = pl.DataFrame(
+        schema={
+            "token_fingerprint": pl.String,
+            "connection_id": pl.String,
+            "last_seen_at": pl.Datetime("us", "UTC"),
+        }
+    )
+    previous = pl.DataFrame(schema={"connection_id": pl.String, "connection_status": pl.String})
+    print(f"{'run':>3} {'polled':>8} {'deferred':>8} {'never seen':>10} {'plan s':>7}")
+    runs = 0
+    for runs in range(1, args.max_runs + 1):
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=runs)
+        started = time.perf_counter()
+        order = polling_order(source, previous, seen)
+        plan = plan_polling(order, budget - 1)
+        elapsed = time.perf_counter() - started
+        polled = order.filter(pl.col("token_fingerprint").is_in(plan.polled)).select(
+            "token_fingerprint",
+            pl.col("group").alias("connection_id"),
+            pl.lit(now).alias("last_seen_at"),
+        )
+        seen = pl.concat(
+            [seen.join(polled, on="token_fingerprint", how="anti"), polled.cast(seen.schema)]
+        )
+        never = tokens - seen.height
+        polled_count, deferred_count = len(plan.polled), len(plan.deferred)
+        print(f"{runs:>3} {polled_count:>8,} {deferred_count:>8,} {never:>10,} {elapsed:>7.2f}")
+        if never == 0:
+            break
+    verdict = "OK" if runs <= expected else "MISSED"
+    print(f"every token observed after {runs} runs (expected at most {expected}): {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -193,8 +258,11 @@ def main() -> None:
     run_coverage.add_argument("--connections", type=int, default=230_000)
     run_coverage.add_argument("--max-runs", type=int, default=6)
     run_coverage.add_argument("--seed", type=int, default=7)
+    run_plan = modes.add_parser("plan")
+    run_plan.add_argument("--tokens", type=int, default=300_000)
+    run_plan.add_argument("--max-runs", type=int, default=8)
     args = parser.parse_args()
-    bound(args) if args.mode == "bound" else coverage(args)
+    {"bound": bound, "coverage": coverage, "plan": plan_only}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -246,12 +246,13 @@ def _live_connections(
 def _not_refreshable(
     inputs: SnapshotInputs, introspections: pl.DataFrame, tokens: pl.DataFrame
 ) -> pl.Series:
-    """Known connections whose freshest token failed this run while an older one answered.
+    """Connections whose freshest token failed this run while an older one answered.
 
     The older token's answer may differ (fewer products, an old status) without anything
-    having changed: such a connection keeps its previous row, marked stale, rather than
-    record a change that did not happen. Freshest means the latest `issued_at`; when the
-    issue times are unknown, the token that answered for the connection last time.
+    having changed: a known connection keeps its previous row, marked stale, rather than
+    record a change that did not happen; a new one waits for the next run. Freshest means
+    the latest `issued_at`; when the issue times are unknown, the token that answered for
+    the connection last time.
     """
     working = inputs.previous.filter(pl.col("state") != concepts.STAGED).select(
         "connection_id", pl.col("working_token_fingerprint").alias("token_fingerprint")
@@ -278,8 +279,14 @@ def _not_refreshable(
         )
         .unique("connection_id", keep="first", maintain_order=True)
     )
+    # A connection no run has seen yet is blocked too when the issue times say which token
+    # is freshest: it has no row to keep, so it waits for a run its freshest token answers.
     return ranked.filter(
-        ~pl.col("answered") & pl.col("connection_id").is_in(working["connection_id"].implode())
+        ~pl.col("answered")
+        & (
+            pl.col("connection_id").is_in(working["connection_id"].implode())
+            | pl.col("issued_at").is_not_null()
+        )
     )["connection_id"]
 
 

@@ -34,6 +34,10 @@ RUNS = {
         ["scale_sync.py", "bound", "--connections", "40", "--days", "2"],
         "worst time/bound",
     ),
+    "scale_sync-plan": (
+        ["scale_sync.py", "plan", "--tokens", "3000"],
+        "every token observed after",
+    ),
     "scale_sync-coverage": (
         ["scale_sync.py", "coverage", "--connections", "80"],
         "every token observed after",
