@@ -25,6 +25,7 @@ BELOW_DAGSTER = (
     "sync",
     "connect_links",
     "sql_models",
+    "webhooks",
 )
 # The Dagster layer (and the CLI on top of it): nothing below may import these.
 DAGSTER_LAYER = (

@@ -49,6 +49,7 @@ SYNC_RUNS = "finch_sync_runs"
 QUARANTINE = "finch_quarantine"
 RAW_RESPONSES = "finch_raw_responses"
 CONNECT_SESSIONS = "finch_connect_sessions"
+WEBHOOK_EVENTS = "finch_webhook_events"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("connection_key", nullable=False),
@@ -239,6 +240,43 @@ CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
     _ts("status_updated_at"),
 )
 
+# The webhook inbox: one row per Finch event ID, written by the receiver once the delivery's
+# signature checked out, and marked processed by the sync run that asked Finch about it. Only
+# the connection ID and the event type are acted on; `status` is what the event claimed, kept
+# for diagnosis, never loaded as the connection's status.
+WEBHOOK_EVENTS_COLUMNS: tuple[Column, ...] = (
+    _text("event_id", nullable=False),
+    _text("event_type", nullable=False),
+    _text("connection_id"),
+    _text("entity_id"),
+    _text("status"),
+    # Finch's `finch-timestamp` header, and when the receiver stored the event.
+    _ts("finch_timestamp", nullable=False),
+    _ts("received_at", nullable=False),
+    _ts("processed_at"),
+    _text("processed_by_run"),
+    # What processing came to (WEBHOOK_OUTCOMES); null while the event waits.
+    _text("outcome"),
+)
+
+# `synced`: a targeted sync asked Finch about the event's connection and loaded the answer.
+# `unknown_connection`: the token source holds no token of that connection, so nothing could
+# be asked (and nothing is invented). `reconciled`: a full sync, which asks about every
+# connection, ran after the event arrived. `ignored`: an event the Connections page does not
+# depend on (another type, or no connection ID).
+(
+    WEBHOOK_SYNCED,
+    WEBHOOK_UNKNOWN_CONNECTION,
+    WEBHOOK_RECONCILED,
+    WEBHOOK_IGNORED,
+) = "synced", "unknown_connection", "reconciled", "ignored"
+WEBHOOK_OUTCOMES: tuple[str, ...] = (
+    WEBHOOK_SYNCED,
+    WEBHOOK_UNKNOWN_CONNECTION,
+    WEBHOOK_RECONCILED,
+    WEBHOOK_IGNORED,
+)
+
 TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
     {
         CONNECTIONS: CONNECTIONS_COLUMNS,
@@ -249,6 +287,7 @@ TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
         QUARANTINE: QUARANTINE_COLUMNS,
         RAW_RESPONSES: RAW_RESPONSES_COLUMNS,
         CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
+        WEBHOOK_EVENTS: WEBHOOK_EVENTS_COLUMNS,
     }
 )
 
@@ -264,6 +303,7 @@ PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         QUARANTINE: (),
         RAW_RESPONSES: (),
         CONNECT_SESSIONS: ("session_id",),
+        WEBHOOK_EVENTS: ("event_id",),
     }
 )
 
