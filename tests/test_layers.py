@@ -39,6 +39,7 @@ DAGSTER_LAYER = (
     "connections_pipeline.cli",
     "connections_pipeline.run_log",
     "connections_pipeline.run_summary",
+    "connections_pipeline.webhook_sensor",
 )
 # Pure domain: no I/O library, no adapter (the column registry is plain data).
 DOMAIN_FORBIDDEN = (

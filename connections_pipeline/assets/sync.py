@@ -5,7 +5,7 @@ storage between steps, and the load is one transaction over every table it write
 """
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -33,6 +33,13 @@ from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
 from connections_pipeline.transform.guards import Verdict
 from connections_pipeline.warehouse import RUN_HELD, Warehouse, WarehouseConnectionError
+from connections_pipeline.webhooks.settle import (
+    InboxWork,
+    Settled,
+    inbox_work,
+    settle_full,
+    settle_targeted,
+)
 
 SYNC_GROUP = "finch_sync"
 SYNC_OP = "sync_finch_connections"
@@ -66,6 +73,12 @@ class SyncConfig(dg.Config):
         default=False,
         description="Load this run even if its changes look implausible (a mass "
         "disconnection, most tokens failing): set it once you have checked the change is real.",
+    )
+    webhook_event_ids: list[str] = Field(
+        default_factory=list,
+        description="Set by the finch_webhook_events sensor: a targeted sync of just the "
+        "connections these webhook events name (the rest keep their rows); empty for a full "
+        "sync.",
     )
 
 
@@ -123,8 +136,20 @@ def sync_finch_connections(
         )
     except SyncGuardError as exc:
         raise setting_failure(str(exc)) from None
+    started = datetime.now(UTC)
     with opened_warehouse(warehouse) as store:
         try:
+            work = _targeted_work(store, config.webhook_event_ids)
+            if work is not None:
+                context.log.info(
+                    f"Targeted sync: {len(work.targets.connection_ids)} connections named by "
+                    f"{work.events.height} webhook events"
+                )
+                settings = replace(
+                    settings,
+                    only_connection_ids=work.targets.connection_ids,
+                    jobs_for_connection_ids=work.targets.jobs_for,
+                )
             result = sync_with_resources(
                 context.run.run_id,
                 finch,
@@ -143,6 +168,7 @@ def sync_finch_connections(
                 metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
                 allow_retries=False,
             ) from None
+        settled = _settle(context, store, work, started)
     context.log.info(
         "Synced as of %s (%s): %s; %d quarantined",
         result.as_of.isoformat(),
@@ -153,6 +179,8 @@ def sync_finch_connections(
     if result.sync_run["status_reason"]:
         context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
     for key, metadata in sync_metadata(result).items():
+        if key == "finch_connections":
+            metadata = {**metadata, **_webhook_metadata(work, settled)}
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     yield _trust_check(result.verdict, result)
     yield dg.AssetCheckResult(
@@ -214,6 +242,50 @@ def sync_with_resources(
         progress=progress,
         scrub=lambda text: scrub_resources(text, finch, token_source),
     )
+
+
+def _targeted_work(store: Warehouse, event_ids: list[str]) -> InboxWork | None:
+    if not event_ids:
+        return None
+    store.ensure_tables()
+    return inbox_work(store, event_ids)
+
+
+def _settle(
+    context: dg.AssetExecutionContext,
+    store: Warehouse,
+    work: InboxWork | None,
+    started: datetime,
+) -> Settled | int:
+    """Mark the webhook events this loaded sync answered; a full sync answers every event
+    that arrived before it started."""
+    run_id = context.run.run_id
+    if work is None:
+        reconciled = settle_full(store, run_id, started)
+        if reconciled:
+            context.log.info(f"{reconciled} webhook events reconciled by this full sync")
+        return reconciled
+    if work.missing:
+        context.log.warning(f"{len(work.missing)} webhook event IDs are not in the inbox")
+    settled = settle_targeted(store, run_id, work)
+    if settled.unknown_connections:
+        shown = ", ".join(settled.unknown_connections[:20])
+        context.log.warning(
+            f"Webhook events named {len(settled.unknown_connections)} connections the token "
+            f"source has no token of (recorded as unknown_connection, no row made): {shown}"
+        )
+    return settled
+
+
+def _webhook_metadata(work: InboxWork | None, settled: Settled | int) -> dict[str, Any]:
+    if work is None or not isinstance(settled, Settled):
+        return {"sync_scope": "full", "webhook_events_reconciled": int(settled)}
+    return {
+        "sync_scope": "targeted",
+        "targeted_connections": len(work.targets.connection_ids),
+        "webhook_events": dg.MetadataValue.json(settled.counts),
+        "unknown_connections": dg.MetadataValue.json(list(settled.unknown_connections[:100])),
+    }
 
 
 def _figures(verdict: Verdict) -> dict[str, Any]:

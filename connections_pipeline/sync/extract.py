@@ -55,9 +55,11 @@ async def extract(
     company_ttl: timedelta,
     application: Application | None = None,
     progress: Progress | None = None,
+    jobs_for: frozenset[str] = frozenset(),
 ) -> Extraction:
     """Providers once, `/introspect` per token, then jobs and company only where needed
-    (never for a token of another application than `application`)."""
+    (never for a token of another application than `application`); jobs also for the
+    connections in `jobs_for`."""
     records: list[dict[str, Any]] = []
     providers = await client.providers()
     records.append(_raw(run_id, providers, None, None))
@@ -71,7 +73,7 @@ async def extract(
     as_of = _as_of([providers, *results])
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
     ours, _ = split_by_application(parsed[0], application or Application())
-    plan = plan_followups(ours, batch.token_frame(), previous, as_of, company_ttl)
+    plan = plan_followups(ours, batch.token_frame(), previous, as_of, company_ttl, jobs_for)
     records += await _followups(client, batch.tokens, plan, run_id, progress)
     raw = pl.DataFrame(records, schema=RAW_SCHEMA)
     return Extraction(raw, as_of, client.stats.as_dict(), parsed)

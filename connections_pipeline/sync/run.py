@@ -55,12 +55,15 @@ class SyncSettings:
         accept_mass_change: load even a run the thresholds would hold; for a person who
             has checked that the change is real.
         application: the Finch application every token must belong to.
+        jobs_for_connection_ids: connections whose `/jobs/automated` is asked again (Finch
+            reported a completed job), on top of those whose connection time is unknown.
     """
 
     company_ttl: timedelta = timedelta(days=7)
     thresholds: HoldThresholds = field(default_factory=HoldThresholds)
     accept_mass_change: bool = False
     application: Application = field(default_factory=Application)
+    jobs_for_connection_ids: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -240,7 +243,14 @@ async def _extract(
 ) -> Extraction:
     async with finch.open_client() as client:
         return await extract(
-            client, batch, previous, run_id, settings.company_ttl, application, progress
+            client,
+            batch,
+            previous,
+            run_id,
+            settings.company_ttl,
+            application,
+            progress,
+            settings.jobs_for_connection_ids,
         )
 
 

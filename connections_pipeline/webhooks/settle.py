@@ -1,0 +1,71 @@
+"""A sync's side of the inbox: what a targeted sync asks about, and marking events done."""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+
+from connections_pipeline.warehouse import CONNECTIONS, WEBHOOK_UNKNOWN_CONNECTION, Warehouse
+from connections_pipeline.webhooks.plan import Targets, outcomes, targets
+
+
+@dataclass(frozen=True)
+class InboxWork:
+    """The inbox rows a targeted sync was launched for and what it will ask Finch."""
+
+    events: pl.DataFrame
+    targets: Targets
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What marking the events came to: how many per outcome, and the connections that
+    webhook events named but the token source does not know."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    unknown_connections: tuple[str, ...] = ()
+
+
+def inbox_work(warehouse: Warehouse, event_ids: Sequence[str]) -> InboxWork:
+    """Read the events a targeted sync was launched for. IDs not in the inbox (a run config
+    typed by hand) are reported in `missing` and ignored."""
+    events = warehouse.read_webhook_events(event_ids)
+    missing = tuple(sorted(set(event_ids) - set(events["event_id"].to_list())))
+    return InboxWork(events, targets(events), missing)
+
+
+def asked_connections(warehouse: Warehouse, run_id: str) -> set[str]:
+    """The connections the run `run_id` asked Finch about: its `/introspect` answers' and
+    failures' connection IDs, and the rows it changed."""
+    raw = warehouse.read_raw_responses(run_id)
+    asked = set(
+        raw.filter(pl.col("endpoint") == "introspect")["connection_id"].drop_nulls().to_list()
+    )
+    current = warehouse.read_table(CONNECTIONS)
+    changed = current.filter(pl.col("run_id") == run_id)["connection_id"].drop_nulls()
+    return asked | set(changed.to_list())
+
+
+def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settled:
+    """Mark the events of a targeted sync that loaded: synced, or unknown connection."""
+    result = outcomes(work.events, asked_connections(warehouse, run_id))
+    warehouse.mark_webhook_events(result, run_id, datetime.now(UTC))
+    unknown = sorted(
+        {
+            connection_id
+            for event_id, connection_id in work.events.select(
+                "event_id", "connection_id"
+            ).iter_rows()
+            if result[event_id] == WEBHOOK_UNKNOWN_CONNECTION
+        }
+    )
+    return Settled(dict(Counter(result.values())), tuple(unknown))
+
+
+def settle_full(warehouse: Warehouse, run_id: str, started: datetime) -> int:
+    """After a full sync that loaded: every event received before it started is answered
+    by it. Returns how many events it marked."""
+    return warehouse.reconcile_webhook_events(run_id, started, datetime.now(UTC))
