@@ -1,0 +1,174 @@
+"""Finch webhooks end to end: the emulator over HTTP posts signed events to the receiver,
+the sensor asks for a targeted sync, the run loads — and the Connections page shows the
+change without the scheduled sync, having asked Finch once per changed connection."""
+
+import collections
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+from webhook_helpers import account_updated, delivery
+
+from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
+from connections_pipeline.definitions import SYNC_JOB_NAME
+from connections_pipeline.resources import (
+    FinchResource,
+    SyncGuardResource,
+    TokenSourceResource,
+    WarehouseResource,
+)
+from connections_pipeline.webhook_sensor import WEBHOOK_SENSOR_NAME, webhook_sensor
+from connections_pipeline.webhooks import WEBHOOK_PATH
+from connections_pipeline.webhooks.server import receiver_app
+from connections_pipeline.webhooks.server import serve_in_thread as serve_receiver
+from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+
+pytestmark = pytest.mark.slow
+TIME_SCALE = 0.01
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_resource(request: pytest.FixtureRequest, tmp_path: Path) -> WarehouseResource:
+    if request.param == "duckdb":
+        return WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    url = request.getfixturevalue("postgres_url")
+    return WarehouseResource(url=url, schema_name=f"wh_{secrets.token_hex(4)}")
+
+
+@pytest.fixture
+def finch() -> Iterator[tuple[FinchSandbox, str]]:
+    sandbox = FinchSandbox(SandboxConfig(seed=43, connections=40, time_scale=TIME_SCALE))
+    with serve_in_thread(sandbox) as base_url:
+        yield sandbox, base_url
+
+
+def definitions(base_url: str, warehouse: WarehouseResource) -> dg.Definitions:
+    """The sync job and the webhook sensor as the code location has them, on test resources."""
+    job = dg.define_asset_job(
+        SYNC_JOB_NAME,
+        selection=dg.AssetSelection.groups(SYNC_GROUP),
+        executor_def=dg.in_process_executor,
+    )
+    return dg.Definitions(
+        assets=[sync_finch_connections],
+        jobs=[job],
+        sensors=[webhook_sensor(SYNC_JOB_NAME)],
+        resources={
+            "finch": FinchResource(base_url=base_url, time_scale=TIME_SCALE, max_attempts=3),
+            "token_source": TokenSourceResource(kind="sandbox"),
+            "warehouse": warehouse,
+            "sync_guard": SyncGuardResource(),
+        },
+    )
+
+
+def single_token_connections(sandbox: FinchSandbox, count: int) -> list[str]:
+    tokens = collections.Counter(token["connection_id"] for token in sandbox.tokens())
+    return [
+        connection.connection_id
+        for connection in sandbox.data.connections.values()
+        if connection.status == "connected"
+        and not connection.disconnected
+        and tokens[connection.connection_id] == 1
+    ][:count]
+
+
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> Any:
+    sensor = next(s for s in defs.sensors or [] if s.name == WEBHOOK_SENSOR_NAME)
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        sensor_name=WEBHOOK_SENSOR_NAME,
+        resources={"warehouse": defs.resources["warehouse"]},
+    )
+    return sensor(context)
+
+
+def by_key(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {row["connection_key"]: row for row in frame.iter_rows(named=True)}
+
+
+def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
+    finch: tuple[FinchSandbox, str], warehouse_resource: WarehouseResource
+) -> None:
+    sandbox, base_url = finch
+    defs = definitions(base_url, warehouse_resource)
+    job = defs.resolve_job_def(SYNC_JOB_NAME)
+    store = warehouse_resource.open(hold_connections=False)
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance).success  # yesterday's full sync
+        before = by_key(store.read_current())
+        history_before = store.read_table("finch_connections_history")
+        reauth_id, gone_id = single_token_connections(sandbox, 2)
+        with (
+            serve_receiver(receiver_app(store, sandbox.webhooks.secret)) as receiver_url,
+            httpx.Client(base_url=base_url) as admin,
+        ):
+            configured = admin.post("/_sandbox/webhooks", json={"url": receiver_url + WEBHOOK_PATH})
+            assert configured.status_code == 200
+            admin.post("/_sandbox/stats/reset")
+            for connection_id, status in ((reauth_id, "reauth"), (gone_id, "disconnected")):
+                answer = admin.post(
+                    f"/_sandbox/connections/{connection_id}/status", json={"status": status}
+                )
+                assert answer.status_code == 200
+            assert sandbox.webhooks.wait_until_delivered()
+            # An event for a connection the token source has no token of, signed as Finch would.
+            body, headers = delivery(
+                account_updated("conn-nobody-knows"), secret=sandbox.webhooks.secret
+            )
+            assert httpx.post(receiver_url + WEBHOOK_PATH, content=body, headers=headers).is_success
+
+            first = tick(defs, instance, None)
+            [request] = first.run_requests
+            run = job.execute_in_process(
+                instance=instance, run_config=request.run_config, tags=request.tags
+            )
+            assert run.success
+            stats = admin.get("/_sandbox/stats").json()
+        again = tick(defs, instance, first.cursor)
+
+    # One /introspect per changed connection, and nothing else about any connection.
+    assert sum(stats["by_endpoint"]["introspect"].values()) == 2
+    assert set(stats["by_endpoint"]) <= {"introspect", "providers", "jobs"}
+    assert not again.run_requests
+
+    after = by_key(store.read_current())
+    reauth, gone = after[reauth_id], after[gone_id]
+    assert (reauth["state"], reauth["connection_status"], reauth["needs_action"]) == (
+        "live",
+        "reauth",
+        True,
+    )
+    assert reauth["connection_status_label"] == "Re-auth"
+    assert (gone["state"], gone["connection_status"]) == ("disconnected", "disconnected")
+    assert reauth["run_id"] == gone["run_id"] == run.run_id
+    # Every other connection keeps its stored row exactly.
+    untouched = {key: row for key, row in after.items() if key not in (reauth_id, gone_id)}
+    assert untouched == {key: before[key] for key in untouched}
+    assert "conn-nobody-knows" not in after
+    truth = {row["connection_key"]: row for row in sandbox.truth()}
+    assert truth[reauth_id]["connection_status"] == "reauth"
+    assert truth[gone_id]["state"] == "disconnected"
+
+    history = store.read_table("finch_connections_history")
+    opened = history.join(history_before, on=["connection_key", "valid_from"], how="anti")
+    assert sorted(opened["connection_key"].to_list()) == sorted([reauth_id, gone_id])
+    assert set(opened["run_id"].to_list()) == {run.run_id}
+    assert opened.filter(pl.col("connection_key") == reauth_id)["connection_status"][0] == "reauth"
+
+    inbox = store.read_table("finch_webhook_events")
+    outcomes = {row["connection_id"]: row for row in inbox.iter_rows(named=True)}
+    assert set(outcomes) == {reauth_id, gone_id, "conn-nobody-knows"}
+    assert {cid: row["outcome"] for cid, row in outcomes.items()} == {
+        reauth_id: "synced",
+        gone_id: "synced",
+        "conn-nobody-knows": "unknown_connection",
+    }
+    assert set(inbox["processed_by_run"].to_list()) == {run.run_id}
+    store.dispose()
