@@ -3,7 +3,7 @@
 The emulator runs in its own process and posts signed webhooks to the receiver (served in
 this process, on loopback). A sensor loop evaluates the real `finch_webhook_events` sensor
 every `--sensor-interval` seconds, as the Dagster daemon would, and executes the targeted
-sync it asks for (in process, on a persistent Dagster instance in a temporary folder). Each
+sync it asks for (in process, on an ephemeral Dagster instance). Each
 round moves `--events` connections to reauth (half of them, rounded down, are disconnected
 instead) through the emulator's admin route, then waits until `finch_connections` shows
 every change.
@@ -42,6 +42,7 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
+from connections_pipeline.run_log import quiet_console
 from connections_pipeline.webhook_sensor import WEBHOOK_SENSOR_NAME, webhook_sensor
 from connections_pipeline.webhooks import WEBHOOK_PATH
 from connections_pipeline.webhooks.server import receiver_app, serve_in_thread
@@ -87,7 +88,9 @@ class SensorLoop:
                 for request in getattr(result, "run_requests", None) or []:
                     started = time.time()
                     job.execute_in_process(
-                        instance=self.instance, run_config=request.run_config, tags=request.tags
+                        instance=self.instance,
+                        run_config=quiet_console(request.run_config),
+                        tags=request.tags,
                     )
                     self.runs.append((started, time.time()))
         except BaseException as exc:  # reported by the main thread
@@ -157,6 +160,7 @@ def _round(admin: httpx.Client, loop: SensorLoop, store, chosen: list[str]) -> R
 
     _wait_for(loaded, 600 + 3 * loop.interval, loop)
     done = time.time()
+    _wait_for(lambda: len(loop.runs) > runs_before, 60, loop)
     inbox = store.read_table("finch_webhook_events").filter(
         pl.col("connection_id").is_in(list(wanted))
         & (pl.col("received_at") >= datetime.fromtimestamp(started, UTC))
@@ -186,11 +190,13 @@ def main() -> None:
         sandbox_process(*options) as base_url,
         tempfile.TemporaryDirectory(prefix="webhook-bench-") as folder,
         httpx.Client(base_url=base_url, timeout=30) as admin,
-        dg.instance_for_test(temp_dir=str(Path(folder) / "dagster")) as instance,
     ):
+        instance = dg.DagsterInstance.ephemeral()
         warehouse_url = f"duckdb:///{Path(folder) / 'warehouse.duckdb'}"
         defs = _definitions(base_url, warehouse_url)
-        first = defs.resolve_job_def(SYNC_JOB_NAME).execute_in_process(instance=instance)
+        first = defs.resolve_job_def(SYNC_JOB_NAME).execute_in_process(
+            instance=instance, run_config=quiet_console({})
+        )
         if not first.success:
             raise SystemExit("the initial full sync failed")
         store = defs.resources["warehouse"].open(hold_connections=False)

@@ -3,6 +3,7 @@ the sensor asks for a targeted sync, the run loads — and the Connections page 
 change without the scheduled sync, having asked Finch once per changed connection."""
 
 import collections
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,8 +95,11 @@ def by_key(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
-    finch: tuple[FinchSandbox, str], warehouse_resource: WarehouseResource
+    finch: tuple[FinchSandbox, str],
+    warehouse_resource: WarehouseResource,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     sandbox, base_url = finch
     defs = definitions(base_url, warehouse_resource)
     job = defs.resolve_job_def(SYNC_JOB_NAME)
@@ -104,6 +108,7 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
         assert job.execute_in_process(instance=instance).success  # yesterday's full sync
         before = by_key(store.read_current())
         history_before = store.read_table("finch_connections_history")
+        sandbox.advance(1 / 24)  # an hour later, before any webhook is configured
         reauth_id, gone_id = single_token_connections(sandbox, 2)
         with (
             serve_receiver(receiver_app(store, sandbox.webhooks.secret)) as receiver_url,
@@ -132,6 +137,14 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
             assert run.success
             stats = admin.get("/_sandbox/stats").json()
         again = tick(defs, instance, first.cursor)
+        events = [str(record) for run_id in (run.run_id,) for record in instance.all_logs(run_id)]
+
+    # The secret is in no log line, run event or table.
+    secret = sandbox.webhooks.secret
+    texts = [*events, *(r.getMessage() for r in caplog.records)]
+    assert texts and not [text for text in texts if secret in text]
+    for table in store.tables:
+        assert secret not in str(store.read_table(table).rows())
 
     # One /introspect per changed connection, and nothing else about any connection.
     assert sum(stats["by_endpoint"]["introspect"].values()) == 2
@@ -148,8 +161,14 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
     assert reauth["connection_status_label"] == "Re-auth"
     assert (gone["state"], gone["connection_status"]) == ("disconnected", "disconnected")
     assert reauth["run_id"] == gone["run_id"] == run.run_id
-    # Every other connection keeps its stored row exactly.
-    untouched = {key: row for key, row in after.items() if key not in (reauth_id, gone_id)}
+    # Every other connection keeps its stored row exactly (staged rows come from the
+    # session ledger, not from Finch).
+    untouched = {
+        key: row
+        for key, row in after.items()
+        if key not in (reauth_id, gone_id) and row["state"] != "staged"
+    }
+    assert len(untouched) >= 30
     assert untouched == {key: before[key] for key in untouched}
     assert "conn-nobody-knows" not in after
     truth = {row["connection_key"]: row for row in sandbox.truth()}
@@ -161,6 +180,11 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
     assert sorted(opened["connection_key"].to_list()) == sorted([reauth_id, gone_id])
     assert set(opened["run_id"].to_list()) == {run.run_id}
     assert opened.filter(pl.col("connection_key") == reauth_id)["connection_status"][0] == "reauth"
+    assert opened.filter(pl.col("connection_key") == gone_id)["state"][0] == "disconnected"
+    closed = history.filter(
+        pl.col("connection_key").is_in([reauth_id, gone_id]), ~pl.col("is_current")
+    )
+    assert closed.height == 2
 
     inbox = store.read_table("finch_webhook_events")
     outcomes = {row["connection_id"]: row for row in inbox.iter_rows(named=True)}
