@@ -6,7 +6,8 @@ every `--sensor-interval` seconds, as the Dagster daemon would, and executes the
 sync it asks for (in process, on an ephemeral Dagster instance). Each
 round moves `--events` connections to reauth (half of them, rounded down, are disconnected
 instead) through the emulator's admin route, then waits until `finch_connections` shows
-every change.
+every change. Each round starts at a random moment of the sensor's interval (seeded), as
+events do: on average an event waits half an interval for a tick.
 
 Printed per round: receiver (status set → event stored in the inbox), wait for the tick
 (stored → run started), targeted run (started → loaded) and the whole event → warehouse
@@ -20,6 +21,7 @@ one interval for a tick, half of one on average; the daemon's default is 30 s
 """
 
 import argparse
+import random
 import statistics
 import tempfile
 import threading
@@ -217,8 +219,10 @@ def main() -> None:
             )
             loop.thread.start()
             rounds = []
+            phase = random.Random(args.seed)
             try:
                 for number in range(args.rounds):
+                    time.sleep(phase.uniform(0, args.sensor_interval))
                     chosen = candidates[number * args.events : (number + 1) * args.events]
                     result = _round(admin, loop, store, chosen)
                     rounds.append(result)
