@@ -29,6 +29,9 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
             f"({run['retries']} retries, {run['rate_limited']} rate-limited); "
             f"{run['quarantined']} rows quarantined"
         )
+        waiting = _waiting(run)
+        if waiting:
+            print(f"Left for the next runs: {waiting}")
     print(f"Warehouse: {safe_database_url(store.url)} (schema {store.schema})")
 
 
@@ -47,3 +50,15 @@ def print_exports(result: dg.ExecuteInProcessResult) -> None:
         print(f"{state:<14}{rows:>8}  {metadata['path'].value}")
         latest = metadata["latest_path"]
         print(f"{'':<22}  {getattr(latest, 'value', latest)}")
+
+
+def _waiting(run: dict) -> str:
+    """What the run's budget or the company share left for later runs, if anything."""
+    parts = []
+    if run.get("tokens_deferred"):
+        parts.append(f"{run['tokens_deferred']} tokens deferred by the run's budget")
+    if run.get("company_names_pending"):
+        parts.append(
+            f"{run['company_names_pending']} company names (the entity name shows meanwhile)"
+        )
+    return "; ".join(parts)

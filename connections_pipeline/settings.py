@@ -19,6 +19,11 @@ from connections_pipeline.resources import (
     WarehouseResource,
 )
 from connections_pipeline.resources.export_destination import DEFAULT_EXPORT_URL
+from connections_pipeline.resources.sync_guard import (
+    COMPANY_SHARE_SETTING,
+    DEADLINE_SETTING,
+    MAX_REQUESTS_SETTING,
+)
 from connections_pipeline.resources.warehouse_resource import DEFAULT_WAREHOUSE_URL
 from connections_pipeline.transform.guards import (
     CLIENT_TYPE_SETTING,
@@ -27,6 +32,7 @@ from connections_pipeline.transform.guards import (
     LIVE_DROP_SHARE_SETTING,
     TOKEN_FAILURE_SHARE_SETTING,
 )
+from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate_schema_name
 from connections_pipeline.warehouse.engine import (
     check_duckdb_folder,
@@ -75,10 +81,13 @@ GUARD_SETTINGS: dict[str, tuple[str, Any]] = {
     LIVE_DROP_SHARE_SETTING: ("max_live_drop_share", 0.2),
     LIVE_DROP_MIN_SETTING: ("min_count", 5),
     TOKEN_FAILURE_SHARE_SETTING: ("max_token_failure_share", 0.2),
+    MAX_REQUESTS_SETTING: ("max_requests_per_run", 0),
+    DEADLINE_SETTING: ("deadline_minutes", 0.0),
+    COMPANY_SHARE_SETTING: ("company_share", RunBudget.company_share),
 }
 # Numbers that may be 0 (every other number must be positive), and shares (at most 1).
 ZERO_ALLOWED = frozenset(GUARD_SETTINGS)
-SHARES = frozenset({LIVE_DROP_SHARE_SETTING, TOKEN_FAILURE_SHARE_SETTING})
+SHARES = frozenset({LIVE_DROP_SHARE_SETTING, TOKEN_FAILURE_SHARE_SETTING, COMPANY_SHARE_SETTING})
 EXPORT_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_EXPORT_URL": ("url", DEFAULT_EXPORT_URL),
     "CONNECTIONS_EXPORT_STORAGE_OPTIONS": ("storage_options", None),

@@ -1,8 +1,16 @@
 -- Every live connection's last sync against its refresh cadence (24 h Automated, 168 h
--- Assisted), measured at the newest sync's Finch clock.
+-- Assisted), measured at the newest sync's Finch clock; and how long ago this pipeline last
+-- observed it (a run with a request budget or deadline defers some connections), with the
+-- newest run's coverage: tokens it deferred and those never observed yet.
 with latest as (
     -- the newest snapshot loaded; held and failed runs loaded nothing
     select max(as_of) as as_of from finch_sync_runs where status in ('success', 'partial')
+),
+latest_run as (
+    select r.tokens_deferred, r.tokens_never_observed, r.company_names_pending
+    from finch_sync_runs as r
+    join latest as l on r.as_of = l.as_of
+    where r.status in ('success', 'partial')
 )
 select
     c.connection_id,
@@ -25,7 +33,12 @@ select
         when extract(epoch from (l.as_of - c.last_synced_at)) > c.expected_refresh_hours * 3600
             then 'overdue'
         else 'fresh'
-    end as freshness
+    end as freshness,
+    c.last_seen_at as last_observed_at,
+    extract(epoch from (l.as_of - c.last_seen_at)) / 3600.0 as hours_since_observed,
+    c.company_name_pending,
+    (select max(tokens_deferred) from latest_run) as run_tokens_deferred,
+    (select max(tokens_never_observed) from latest_run) as run_tokens_never_observed
 from finch_connections as c
 cross join latest as l
 where c.state = 'live'

@@ -54,6 +54,24 @@ def state_breakdown(connections: pl.DataFrame) -> dg.TableMetadataValue:
     )
 
 
+def _coverage(result: SyncResult) -> dict[str, Any]:
+    """What the run polled and what waits for the next one (a budget, a deadline, the
+    company share, a targeted run)."""
+    run = result.sync_run
+    return {
+        "tokens_polled": run["tokens"],
+        **{
+            name: run[name]
+            for name in (
+                "tokens_deferred",
+                "tokens_never_observed",
+                "oldest_observation_age_hours",
+                "company_names_pending",
+            )
+        },
+    }
+
+
 def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
     """Metadata per sync asset key."""
     stats = result.request_stats
@@ -80,6 +98,7 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
             "sync_status": result.status,
             "as_of": result.as_of.isoformat(),
             "preview": dg.MetadataValue.md(_markdown(preview)),
+            **_coverage(result),
         },
         "finch_connections_history": _history_metadata(result),
         "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},

@@ -133,6 +133,7 @@ def sync_finch_connections(
             company_ttl=timedelta(days=config.company_ttl_days),
             thresholds=sync_guard.thresholds(),
             accept_mass_change=config.accept_mass_change,
+            budget=sync_guard.budget(),
         )
     except SyncGuardError as exc:
         raise setting_failure(str(exc)) from None

@@ -2,8 +2,9 @@
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,6 +17,12 @@ from connections_pipeline.sources.records import SourceBatch, SourceToken
 from connections_pipeline.transform.followups import plan_followups
 from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.parse import parse_introspections
+from connections_pipeline.transform.polling import (
+    RunBudget,
+    company_allowance,
+    plan_polling,
+    polling_order,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,53 +52,179 @@ class Extraction:
     # Parsed `/introspect` answers and undecodable ones, kept so the snapshot does not
     # decode every body a second time.
     introspections: tuple[pl.DataFrame, pl.DataFrame]
+    coverage: "Coverage" = field(default_factory=lambda: Coverage())
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a run asked about and what it left for the next run.
+
+    Attributes:
+        polled: tokens introspected.
+        deferred: token fingerprints not introspected (budget, deadline, targeted run).
+        never_observed: how many of them no run has observed yet.
+        oldest_deferred_seen_at: when the longest-waiting observed deferred token was last
+            observed.
+        company_due: connections whose company name is missing or older than the TTL.
+        company_deferred: how many of them wait for a later run (the company share).
+    """
+
+    polled: int = 0
+    deferred: tuple[str, ...] = ()
+    never_observed: int = 0
+    oldest_deferred_seen_at: datetime | None = None
+    company_due: tuple[str, ...] = ()
+    company_deferred: int = 0
+
+
+@dataclass(frozen=True)
+class PollingRules:
+    """How a run decides what to ask Finch about."""
+
+    company_ttl: timedelta
+    budget: RunBudget = field(default_factory=RunBudget)
+    only_connection_ids: frozenset[str] | None = None
 
 
 async def extract(
     client: FinchClient,
     batch: SourceBatch,
     previous: pl.DataFrame,
+    previous_tokens: pl.DataFrame,
     run_id: str,
-    company_ttl: timedelta,
+    rules: PollingRules,
     application: Application | None = None,
     progress: Progress | None = None,
     jobs_for: frozenset[str] = frozenset(),
 ) -> Extraction:
-    """Providers once, `/introspect` per token, then jobs and company only where needed
-    (never for a token of another application than `application`); jobs also for the
-    connections in `jobs_for`."""
+    """Providers once, `/introspect` per polled token, then jobs and company only where
+    needed (never for a token of another application than `application`); jobs also for the
+    connections in `jobs_for` (they reported a completed job).
+
+    Which tokens are polled: `rules.budget` and `rules.only_connection_ids`, whole
+    connections in priority order (see `transform.polling`); the others are deferred.
+    """
     records: list[dict[str, Any]] = []
+    budget = rules.budget
     providers = await client.providers()
     records.append(_raw(run_id, providers, None, None))
-    results = await client.introspect_many(
-        [token.access_token for token in batch.tokens],
-        on_progress=_reporter(progress, "introspect"),
+    token_frame = batch.token_frame()
+    order = polling_order(token_frame, previous, previous_tokens)
+    allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)
+    plan = plan_polling(order, allowance, rules.only_connection_ids)
+    by_fingerprint = {token.fingerprint: token for token in batch.tokens}
+    polled, late = await _introspect_until(
+        client, [by_fingerprint[f] for f in plan.polled], order, budget, progress
     )
-    for token, result in zip(batch.tokens, results, strict=True):
+    for token, result in polled:
         connection_id = result.data.get("connection_id") if result.ok else token.connection_id
         records.append(_raw(run_id, result, token.fingerprint, connection_id))
-    as_of = _as_of([providers, *results])
+    as_of = _as_of([providers, *(result for _, result in polled)])
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
     ours, _ = split_by_application(parsed[0], application or Application())
-    plan = plan_followups(ours, batch.token_frame(), previous, as_of, company_ttl, jobs_for)
-    records += await _followups(client, batch.tokens, plan, run_id, progress)
+    followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl, jobs_for)
+    companies = _company_calls(followups, len(records), budget)
+    records += await _followups(client, batch.tokens, followups, companies, run_id, progress)
     raw = pl.DataFrame(records, schema=RAW_SCHEMA)
-    return Extraction(raw, as_of, client.stats.as_dict(), parsed)
+    due = followups.filter("need_company")["connection_id"].to_list()
+    deferred = [*plan.deferred, *late]
+    coverage = Coverage(
+        polled=len(polled),
+        deferred=tuple(deferred),
+        never_observed=_never_observed(order, deferred),
+        oldest_deferred_seen_at=_oldest_seen(order, deferred),
+        company_due=tuple(due),
+        company_deferred=len(due) - companies,
+    )
+    return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
+
+
+async def _introspect_until(
+    client: FinchClient,
+    tokens: list[SourceToken],
+    order: pl.DataFrame,
+    budget: RunBudget,
+    progress: Progress | None,
+) -> tuple[list[tuple[SourceToken, FinchCallResult]], list[str]]:
+    """Introspect `tokens` in order; with a deadline, in slices of whole connections, and
+    what has not started when the deadline passes is deferred (fingerprints returned)."""
+    report = _reporter(progress, "introspect")
+    if budget.deadline is None:
+        results = await client.introspect_many([t.access_token for t in tokens], report)
+        return list(zip(tokens, results, strict=True)), []
+    groups = dict(order.select("token_fingerprint", "group").iter_rows())
+    stop_at = time.monotonic() + budget.deadline.total_seconds()
+    done: list[tuple[SourceToken, FinchCallResult]] = []
+    for start, batch in _slices(tokens, groups):
+        if time.monotonic() >= stop_at:
+            return done, [token.fingerprint for token in tokens[start:]]
+        results = await client.introspect_many([t.access_token for t in batch])
+        done += zip(batch, results, strict=True)
+        if report is not None:
+            report(len(done), len(tokens))
+    return done, []
+
+
+SLICE_TOKENS = 500
+
+
+def _slices(
+    tokens: list[SourceToken], groups: dict[str, str]
+) -> list[tuple[int, list[SourceToken]]]:
+    """About SLICE_TOKENS tokens at a time, never splitting a connection's tokens."""
+    slices: list[tuple[int, list[SourceToken]]] = []
+    start = 0
+    while start < len(tokens):
+        end = min(start + SLICE_TOKENS, len(tokens))
+        while (
+            end < len(tokens)
+            and groups[tokens[end].fingerprint] == groups[tokens[end - 1].fingerprint]
+        ):
+            end += 1
+        slices.append((start, tokens[start:end]))
+        start = end
+    return slices
+
+
+def _company_calls(followups: pl.DataFrame, requests: int, budget: RunBudget) -> int:
+    """How many of the due company names this run fetches: the company share of a run of
+    `requests` (plus its job listings), and what is left of the request budget."""
+    jobs = followups["need_jobs"].sum()
+    allowance = company_allowance(requests + jobs, budget.company_share)
+    if budget.max_requests is not None:
+        allowance = min(allowance, max(budget.max_requests - requests - jobs, 0))
+    return min(allowance, followups["need_company"].sum())
+
+
+def _oldest_seen(order: pl.DataFrame, deferred: list[str]) -> datetime | None:
+    return order.filter(pl.col("token_fingerprint").is_in(deferred))["last_seen_at"].min()
+
+
+def _never_observed(order: pl.DataFrame, deferred: list[str]) -> int:
+    waiting = order.filter(pl.col("token_fingerprint").is_in(deferred))
+    return waiting["last_seen_at"].null_count()
 
 
 async def _followups(
     client: FinchClient,
     tokens: Sequence[SourceToken],
     plan: pl.DataFrame,
+    companies: int,
     run_id: str,
     progress: Progress | None,
 ) -> list[dict[str, Any]]:
+    """Job listings where needed, and the `companies` oldest due company names."""
     by_fingerprint = {token.fingerprint: token for token in tokens}
     jobs = plan.filter("need_jobs").select("connection_id", "token_fingerprint").rows()
-    companies = plan.filter("need_company").select("connection_id", "token_fingerprint").rows()
-    logger.info("Follow-ups: %d job listings, %d company lookups", len(jobs), len(companies))
+    company_rows = (
+        plan.filter("need_company")
+        .sort("company_fetched_at", "connection_id", nulls_last=False)
+        .head(companies)
+    )
+    wanted_companies = company_rows.select("connection_id", "token_fingerprint").rows()
+    logger.info("Follow-ups: %d job listings, %d company lookups", len(jobs), len(wanted_companies))
     records = []
-    for endpoint, wanted in (("jobs", jobs), ("company", companies)):
+    for endpoint, wanted in (("jobs", jobs), ("company", wanted_companies)):
         call = client.automated_jobs if endpoint == "jobs" else client.company
         report = _reporter(progress, endpoint)
         calls = [call(by_fingerprint[fingerprint].access_token) for _, fingerprint in wanted]

@@ -14,7 +14,7 @@ import polars as pl
 from connections_pipeline.concepts import LIVE, REAUTH, STATES
 from connections_pipeline.finch.access import FinchAccess
 from connections_pipeline.sources.records import SourceBatch, session_rejections
-from connections_pipeline.sync.extract import Extraction, extract
+from connections_pipeline.sync.extract import Extraction, PollingRules, extract
 from connections_pipeline.transform.guards import (
     Application,
     HoldThresholds,
@@ -23,6 +23,7 @@ from connections_pipeline.transform.guards import (
     trust_figures,
 )
 from connections_pipeline.transform.ledger import sessions_from_source
+from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.transform.validate import ValidationOutcome, split_valid
@@ -55,6 +56,10 @@ class SyncSettings:
         accept_mass_change: load even a run the thresholds would hold; for a person who
             has checked that the change is real.
         application: the Finch application every token must belong to.
+        budget: the requests, time and company share one run may spend; what does not fit
+            is deferred to the next run.
+        only_connection_ids: poll only these connections (a targeted run); every other
+            connection keeps its stored row untouched.
         jobs_for_connection_ids: connections whose `/jobs/automated` is asked again (Finch
             reported a completed job), on top of those whose connection time is unknown.
     """
@@ -63,7 +68,12 @@ class SyncSettings:
     thresholds: HoldThresholds = field(default_factory=HoldThresholds)
     accept_mass_change: bool = False
     application: Application = field(default_factory=Application)
+    budget: RunBudget = field(default_factory=RunBudget)
+    only_connection_ids: frozenset[str] | None = None
     jobs_for_connection_ids: frozenset[str] = frozenset()
+
+    def polling_rules(self) -> PollingRules:
+        return PollingRules(self.company_ttl, self.budget, self.only_connection_ids)
 
 
 @dataclass
@@ -171,7 +181,7 @@ def _sync(
     new_sessions = sessions_not_stored(stored_sessions, incoming.sessions)
     application = settings.application
     extraction = asyncio.run(
-        _extract(finch, batch, previous, run_id, settings, application, progress)
+        _extract(finch, batch, previous, previous_tokens, run_id, settings, progress)
     )
     snapshot = build_snapshot(
         SnapshotInputs(
@@ -236,9 +246,9 @@ async def _extract(
     finch: FinchAccess,
     batch: SourceBatch,
     previous: pl.DataFrame,
+    previous_tokens: pl.DataFrame,
     run_id: str,
     settings: SyncSettings,
-    application: Application,
     progress: Any,
 ) -> Extraction:
     async with finch.open_client() as client:
@@ -246,9 +256,10 @@ async def _extract(
             client,
             batch,
             previous,
+            previous_tokens,
             run_id,
-            settings.company_ttl,
-            application,
+            settings.polling_rules(),
+            settings.application,
             progress,
             settings.jobs_for_connection_ids,
         )
@@ -306,6 +317,7 @@ def _result(
         "failed_followups": failed_followups,
         "source_rows_rejected": rejected.height,
         "source_duplicate_rows": duplicate_rows,
+        **_coverage(extraction, validation.valid),
     }
     return SyncResult(
         run_id=run_id,
@@ -319,6 +331,20 @@ def _result(
         verdict=verdict,
         token_outcomes=token_outcomes,
     )
+
+
+def _coverage(extraction: Extraction, connections: pl.DataFrame) -> dict[str, Any]:
+    """What the run left for later: deferred tokens, the age of the oldest observation
+    among them, company names still to fetch."""
+    coverage = extraction.coverage
+    oldest = coverage.oldest_deferred_seen_at
+    age = (extraction.as_of - oldest).total_seconds() / 3600 if oldest is not None else 0.0
+    return {
+        "tokens_deferred": len(coverage.deferred),
+        "tokens_never_observed": coverage.never_observed,
+        "oldest_observation_age_hours": round(max(age, 0.0), 3),
+        "company_names_pending": int(connections["company_name_pending"].sum()),
+    }
 
 
 def _status(

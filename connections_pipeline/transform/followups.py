@@ -21,7 +21,8 @@ def plan_followups(
     company_ttl: timedelta,
     jobs_for: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
-    """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company.
+    """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company,
+    company_fetched_at (when the cached name was fetched, for refreshing oldest first).
 
     Args:
         jobs_for: connections whose `/jobs/automated` is asked again even though their
@@ -53,4 +54,5 @@ def plan_followups(
             & (pl.col("connection_type") != concepts.ASSISTED).fill_null(True)
         ).alias("need_jobs"),
         (single_entity & has_company_product & can_answer & cache_stale).alias("need_company"),
+        pl.col("known_company_fetched_at").alias("company_fetched_at"),
     )

@@ -5,13 +5,14 @@ working token wins) plus one row per staged Connect session.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
 from connections_pipeline import concepts
 from connections_pipeline.concepts import KIND_CONNECT
 from connections_pipeline.transform import dashboard_rules as rules
+from connections_pipeline.transform.followups import plan_followups
 from connections_pipeline.transform.guards import (
     FAILED,
     OTHER_APPLICATION,
@@ -162,6 +163,11 @@ def _live_connections(
     providers: pl.DataFrame,
 ) -> pl.DataFrame:
     blocked = _not_refreshable(inputs, introspections, tokens)
+    # Connections that want Finch's legal name at all (single entity, the company product,
+    # able to answer); whether it was due this run does not matter once none is known.
+    company_due = plan_followups(
+        introspections, inputs.token_source, inputs.previous, inputs.as_of, timedelta(0)
+    ).filter("need_company")["connection_id"]
     freshest = freshest_per_connection(introspections, tokens).filter(
         ~pl.col("connection_id").is_in(blocked.implode())
     )
@@ -179,10 +185,21 @@ def _live_connections(
         pl.col("connected_at").alias("prev_connected_at"),
         pl.col("first_seen_at").alias("prev_first_seen_at"),
         pl.col("provider_name").alias("prev_provider_name"),
+        pl.col("company_name_pending").fill_null(False).alias("prev_name_pending"),
     ).filter(pl.col("connection_id").is_not_null())
     entity_count = pl.max_horizontal(pl.col("entities").list.len().fill_null(0), pl.lit(1))
     first_entity_name = pl.col("entities").list.first().struct.field("name")
-    previous_legal_name = pl.when(pl.col("prev_entity_count") == 1).then("prev_company_name")
+    previous_legal_name = pl.when(
+        (pl.col("prev_entity_count") == 1) & ~pl.col("prev_name_pending")
+    ).then("prev_company_name")
+    # Pending until Finch's legal name arrives: still due this run, or pending before and
+    # not answerable now (e.g. in re-auth); the shown name meanwhile is the entity's.
+    name_pending = (
+        (pl.col("connection_id").is_in(company_due.implode()) | pl.col("prev_name_pending"))
+        & pl.col("legal_name").is_null()
+        & previous_legal_name.is_null()
+    )
+    previous_entity_name = pl.when(pl.col("prev_name_pending")).then("prev_company_name")
     return (
         freshest.join(token_counts, on="connection_id", how="left")
         .join(parse_companies(inputs.raw), on="connection_id", how="left")
@@ -197,7 +214,9 @@ def _live_connections(
             "connection_id",
             rules.company_name(
                 pl.col("entity_count"),
-                pl.coalesce("legal_name", previous_legal_name, first_entity_name),
+                pl.coalesce(
+                    "legal_name", previous_legal_name, first_entity_name, previous_entity_name
+                ),
             ).alias("company_name"),
             "company_id",
             "customer_name",
@@ -219,6 +238,7 @@ def _live_connections(
             pl.coalesce("company_fetched_at", "prev_company_fetched_at").alias(
                 "company_fetched_at"
             ),
+            name_pending.alias("company_name_pending"),
             pl.lit(None, dtype=UTC_DATETIME).alias("disconnected_at"),
             pl.col("followup_error").alias("last_error"),
             pl.lit(False).alias("stale"),
@@ -325,7 +345,10 @@ def _carried_forward(
         .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
         .otherwise("disconnected_at")
         .alias("disconnected_at"),
-        pl.when(pl.col("failure").is_null())
+        # A connection none of whose tokens was polled this run (deferred) keeps its error.
+        pl.when(pl.col("token_count_right").is_null())
+        .then(pl.col("last_error"))
+        .when(pl.col("failure").is_null())
         .then(pl.lit(None, dtype=pl.String))
         .when(pl.col("why").is_null())
         .then(pl.format("not refreshed: token answered {}", "failure"))
@@ -420,6 +443,7 @@ def _with_derived_columns(
             as_of,
         ).alias("sync_overdue"),
         pl.col("stale").fill_null(False),
+        pl.col("company_name_pending").fill_null(False),
         pl.coalesce("first_seen_at", as_of).alias("first_seen_at"),
         # Rows carried from an earlier run keep the time they were last seen working.
         pl.coalesce("last_seen_at", as_of).alias("last_seen_at"),

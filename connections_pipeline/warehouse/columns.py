@@ -81,6 +81,10 @@ CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _ts("last_seen_at", nullable=False),
     _ts("disconnected_at"),
     _ts("company_fetched_at"),
+    # True while `company_name` is the entity name from `/introspect` because the company
+    # lookup is still due (spread over runs by the company share); false once Finch's
+    # `/employer/company` answered, or when none is needed.
+    _bool("company_name_pending", nullable=False),
     _text("last_error"),
     # True when this run could not refresh the row (its token failed): the values are the
     # last ones Finch gave, `last_error` says why.
@@ -171,6 +175,13 @@ SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
     _int("failed_followups"),
     _int("source_rows_rejected"),
     _int("source_duplicate_rows"),
+    # Coverage: tokens left for a later run (budget, deadline, a targeted run), those of them
+    # no run has observed yet, how long the longest-waiting observed one has gone unobserved,
+    # and company names still to fetch.
+    _int("tokens_deferred"),
+    _int("tokens_never_observed"),
+    _float("oldest_observation_age_hours"),
+    _int("company_names_pending"),
 )
 
 # What a sync run came to. `success`: every token answered. `partial`: some calls failed after

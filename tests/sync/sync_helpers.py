@@ -91,6 +91,10 @@ def truth_differences(
                 continue
             if row["state"] == "disconnected" and column in UNKNOWABLE_AFTER_DISCONNECT:
                 continue
+            # A name whose company lookup waits for a later run (the company share) is the
+            # entity name, marked pending; tests/scale checks the names fill in over runs.
+            if column == "company_name" and stored[key].get("company_name_pending"):
+                continue
             actual = normalized(column, stored[key].get(column))
             if normalized(column, expected) != actual:
                 differences.append((key, column, expected, actual))

@@ -14,6 +14,12 @@ from sync_helpers import (
 )
 
 from connections_pipeline.assets.sync import sync_with_resources
+from connections_pipeline.sync.run import SyncSettings
+from connections_pipeline.transform.polling import RunBudget
+
+# Every company name in the first run, so the third run is a true steady state;
+# tests/scale covers names spread over runs.
+NAMES_AT_ONCE = SyncSettings(budget=RunBudget(company_share=0.9))
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +30,14 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
     with served_sandbox(seed=21) as (sandbox, finch, source):
         never_seen = disconnected_keys(sandbox.truth())
 
-        first = sync_with_resources("run-1", finch, source, warehouse)
+        first = sync_with_resources("run-1", finch, source, warehouse, NAMES_AT_ONCE)
         assert truth_differences(sandbox.truth(), warehouse.read_current(), never_seen) == []
         assert first.state_counts["live"] > 0 and first.state_counts["staged"] > 0
         before = {row["connection_key"]: row for row in sandbox.truth()}
 
         changes = sandbox.advance(4)["changes"]
         assert changes["disconnected"] > 0 and changes["sessions_completed"] > 0
-        second = sync_with_resources("run-2", finch, source, warehouse)
+        second = sync_with_resources("run-2", finch, source, warehouse, NAMES_AT_ONCE)
         truth = sandbox.truth()
         current = warehouse.read_current()
         assert truth_differences(truth, current, never_seen) == []
@@ -62,7 +68,7 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
         assert current["connection_key"].n_unique() == current.height
 
         settled = table_contents(warehouse)
-        third = sync_with_resources("run-3", finch, source, warehouse)
+        third = sync_with_resources("run-3", finch, source, warehouse, NAMES_AT_ONCE)
         after = table_contents(warehouse)
         for table, rows in settled.items():
             if table not in RUN_LOG_TABLES:

@@ -31,7 +31,13 @@ def _plan(
     if source is None:
         source = token_source(*({"token_fingerprint": fp} for fp, _ in introspected))
     plan = plan_followups(parsed, source, prior if prior is not None else previous(), as_of, TTL)
-    assert plan.columns == ["connection_id", "token_fingerprint", "need_jobs", "need_company"]
+    assert plan.columns == [
+        "connection_id",
+        "token_fingerprint",
+        "need_jobs",
+        "need_company",
+        "company_fetched_at",
+    ]
     return {row["connection_id"]: row for row in plan.iter_rows(named=True)}
 
 

@@ -284,6 +284,7 @@ def previous_row(key: str, **overrides: Any) -> dict[str, Any]:
         "last_seen_at": at(-24),
         "company_fetched_at": at(-24),
         "stale": False,
+        "company_name_pending": False,
         "run_id": "run-earlier",
     }
     row.update(overrides)

@@ -64,6 +64,7 @@ def connection_row(key: str, **overrides: object) -> dict:
         "company_fetched_at": at(-2),
         "last_error": None,
         "stale": False,
+        "company_name_pending": False,
     }
     row.update(overrides)
     row.setdefault("connection_status_label", LABELS.get(row["connection_status"]))

@@ -24,7 +24,8 @@ EXPECTED_CONNECTION_COLUMNS = [
     "connection_status_label", "needs_action", "last_synced_at", "connection_type",
     "expected_refresh_hours", "sync_overdue", "connected_at", "provider_id", "provider_name",
     "products", "session_expires_at", "token_count", "working_token_fingerprint", "first_seen_at",
-    "last_seen_at", "disconnected_at", "company_fetched_at", "last_error", "stale", "run_id",
+    "last_seen_at", "disconnected_at", "company_fetched_at", "company_name_pending", "last_error",
+    "stale", "run_id",
 ]  # fmt: skip
 
 
@@ -37,7 +38,7 @@ def test_connection_columns_are_the_documented_ones() -> None:
     not_null = {column.name for column in CONNECTIONS_COLUMNS if not column.nullable}
     assert not_null == {
         "connection_key", "state", "needs_action", "sync_overdue", "first_seen_at",
-        "last_seen_at", "stale", "run_id",
+        "last_seen_at", "stale", "company_name_pending", "run_id",
     }  # fmt: skip
 
 
