@@ -203,3 +203,45 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
     }
     assert set(inbox["processed_by_run"].to_list()) == {run.run_id}
     store.dispose()
+
+
+def test_a_job_completion_asks_for_the_connections_jobs_again(
+    finch: tuple[FinchSandbox, str], tmp_path: Path
+) -> None:
+    sandbox, base_url = finch
+    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    defs = definitions(base_url, warehouse)
+    job = defs.resolve_job_def(SYNC_JOB_NAME)
+    store = warehouse.open(hold_connections=False)
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance).success
+        automated = [
+            row["connection_id"]
+            for row in store.read_current().iter_rows(named=True)
+            if row["state"] == "live" and row["connection_type"] == "Automated"
+        ]
+        tokens = collections.Counter(token["connection_id"] for token in sandbox.tokens())
+        connection_id = next(cid for cid in automated if tokens[cid] == 1)
+        with serve_receiver(receiver_app(store, sandbox.webhooks.secret)) as receiver_url:
+            payload = {
+                **account_updated(connection_id),
+                "event_type": "job.data_sync_all.completed",
+                "data": {"job_id": "job-1", "job_url": "https://api.tryfinch.com/jobs/job-1"},
+            }
+            body, headers = delivery(payload, secret=sandbox.webhooks.secret)
+            assert httpx.post(receiver_url + WEBHOOK_PATH, content=body, headers=headers).is_success
+        httpx.post(f"{base_url}/_sandbox/stats/reset")
+        [request] = tick(defs, instance, None).run_requests
+        run = job.execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags
+        )
+        assert run.success
+    stats = httpx.get(f"{base_url}/_sandbox/stats").json()["by_endpoint"]
+    assert {endpoint: sum(counts.values()) for endpoint, counts in stats.items()} == {
+        "providers": 1,
+        "introspect": 1,
+        "jobs": 1,
+    }
+    [event] = store.read_table("finch_webhook_events").iter_rows(named=True)
+    assert (event["outcome"], event["processed_by_run"]) == ("synced", run.run_id)
+    store.dispose()
