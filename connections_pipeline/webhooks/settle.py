@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from connections_pipeline.warehouse import CONNECTIONS, WEBHOOK_UNKNOWN_CONNECTION, Warehouse
+from connections_pipeline.warehouse import TOKENS, WEBHOOK_UNKNOWN_CONNECTION, Warehouse
 from connections_pipeline.webhooks.plan import Targets, outcomes, targets
 
 
@@ -38,15 +38,17 @@ def inbox_work(warehouse: Warehouse, event_ids: Sequence[str]) -> InboxWork:
 
 
 def asked_connections(warehouse: Warehouse, run_id: str) -> set[str]:
-    """The connections the run `run_id` asked Finch about: its `/introspect` answers' and
-    failures' connection IDs, and the rows it changed."""
-    raw = warehouse.read_raw_responses(run_id)
-    asked = set(
-        raw.filter(pl.col("endpoint") == "introspect")["connection_id"].drop_nulls().to_list()
+    """The connections the run `run_id` asked Finch about: the connection IDs of its
+    `/introspect` calls, answered or not, by the answer or by what `finch_tokens` knows of
+    the token (a revoked token's 401 names no connection)."""
+    calls = warehouse.read_raw_responses(run_id).filter(pl.col("endpoint") == "introspect")
+    tokens = warehouse.read_table(TOKENS).select(
+        "token_fingerprint", pl.col("connection_id").alias("known_id")
     )
-    current = warehouse.read_table(CONNECTIONS)
-    changed = current.filter(pl.col("run_id") == run_id)["connection_id"].drop_nulls()
-    return asked | set(changed.to_list())
+    named = calls.join(tokens, on="token_fingerprint", how="left").select(
+        pl.coalesce("connection_id", "known_id").alias("connection_id")
+    )
+    return set(named["connection_id"].drop_nulls().to_list())
 
 
 def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settled:
