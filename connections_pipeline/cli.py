@@ -62,22 +62,23 @@ def _add_webhooks(commands: argparse._SubParsersAction) -> None:
 
 def _serve_webhooks(args: argparse.Namespace) -> int:
     """Serve until stopped; an unusable setting is one line on stderr and exit 2."""
-    from connections_pipeline.settings import SettingError, build_resources
+    from connections_pipeline.settings import SettingError, warehouse_resource
     from connections_pipeline.warehouse import WarehouseConnectionError
     from connections_pipeline.webhooks import SECRET_SETTING, WebhookSecretError
     from connections_pipeline.webhooks.server import receiver_app, serve
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
-        resource = build_resources(os.environ)["warehouse"].process_config_and_initialize()
         # Opened per delivery: a DuckDB file stays free for the sync runs in between.
-        warehouse = resource.open(hold_connections=False)
+        warehouse = warehouse_resource(os.environ).open(hold_connections=False)
         app = receiver_app(warehouse, os.environ.get(SECRET_SETTING))
     except (SettingError, WebhookSecretError, WarehouseConnectionError, ValueError) as exc:
         print(f"webhooks serve: {_one_line(_scrubbed(str(exc)))}", file=sys.stderr)
         return EXIT_SETTING
+    # One line per delivery from the receiver, uvicorn's own lines; nothing else.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("connections_pipeline.webhooks").setLevel(logging.INFO)
     try:
         serve(app, args.host, args.port)
     finally:

@@ -202,6 +202,16 @@ def webhooks_configured(env: Mapping[str, str]) -> bool:
     return bool(env.get(WEBHOOK_SECRET_SETTING))
 
 
+def warehouse_resource(env: Mapping[str, str]) -> WarehouseResource:
+    """The warehouse resource with plain values, for a process outside Dagster (the webhook
+    receiver); SettingError naming the variable when a value cannot work."""
+    _check_warehouse(env)
+    return WarehouseResource(
+        url=env.get(URL_SETTING) or DEFAULT_WAREHOUSE_URL,
+        schema_name=env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1],
+    )
+
+
 def sync_cron(env: Mapping[str, str]) -> str:
     return env.get("CONNECTIONS_SYNC_CRON") or DEFAULT_SYNC_CRON
 
