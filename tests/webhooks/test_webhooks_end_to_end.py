@@ -114,7 +114,11 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
             serve_receiver(receiver_app(store, sandbox.webhooks.secret)) as receiver_url,
             httpx.Client(base_url=base_url) as admin,
         ):
-            configured = admin.post("/_sandbox/webhooks", json={"url": receiver_url + WEBHOOK_PATH})
+            # Every event's first attempt is signed wrong, and every event is delivered twice.
+            faults = {"bad_signature_rate": 1.0, "duplicate_rate": 1.0}
+            configured = admin.post(
+                "/_sandbox/webhooks", json={"url": receiver_url + WEBHOOK_PATH, "faults": faults}
+            )
             assert configured.status_code == 200
             admin.post("/_sandbox/stats/reset")
             for connection_id, status in ((reauth_id, "reauth"), (gone_id, "disconnected")):
@@ -136,6 +140,7 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
             )
             assert run.success
             stats = admin.get("/_sandbox/stats").json()
+            deliveries = admin.get("/_sandbox/webhooks").json()["deliveries"]
         again = tick(defs, instance, first.cursor)
         events = [str(record) for run_id in (run.run_id,) for record in instance.all_logs(run_id)]
 
@@ -193,8 +198,14 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
     )
     assert closed.height == 2
 
+    # Refused once (bad signature), stored on the retry, acknowledged again as a duplicate.
+    answers = collections.defaultdict(list)
+    for attempt in deliveries:
+        answers[attempt["connection_id"]].append(attempt["status_code"])
+    assert dict(answers) == {reauth_id: [401, 200, 200], gone_id: [401, 200, 200]}
     inbox = store.read_table("finch_webhook_events")
     outcomes = {row["connection_id"]: row for row in inbox.iter_rows(named=True)}
+    assert inbox.height == 3  # each event once
     assert set(outcomes) == {reauth_id, gone_id, "conn-nobody-knows"}
     assert {cid: row["outcome"] for cid, row in outcomes.items()} == {
         reauth_id: "synced",
