@@ -258,14 +258,14 @@ def _settle(
     work: InboxWork | None,
     started: datetime,
 ) -> Settled | int:
-    """Mark the webhook events this loaded sync answered; a full sync answers every event
-    that arrived before it started."""
+    """Mark the webhook events this loaded sync answered; a full sync answers those that
+    arrived before it started, for the connections it asked about."""
     run_id = context.run.run_id
     if work is None:
-        reconciled = settle_full(store, run_id, started)
-        if reconciled:
-            context.log.info(f"{reconciled} webhook events reconciled by this full sync")
-        return reconciled
+        marked = settle_full(store, run_id, started)
+        if marked:
+            context.log.info(f"{marked} waiting webhook events answered by this full sync")
+        return marked
     if work.missing:
         context.log.warning(f"{len(work.missing)} webhook event IDs are not in the inbox")
     settled = settle_targeted(store, run_id, work)
@@ -280,7 +280,7 @@ def _settle(
 
 def _webhook_metadata(work: InboxWork | None, settled: Settled | int) -> dict[str, Any]:
     if work is None or not isinstance(settled, Settled):
-        return {"sync_scope": "full", "webhook_events_reconciled": int(settled)}
+        return {"sync_scope": "full", "webhook_events_answered": int(settled)}
     return {
         "sync_scope": "targeted",
         "targeted_connections": len(work.targets.connection_ids),

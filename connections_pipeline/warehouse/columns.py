@@ -272,9 +272,9 @@ WEBHOOK_EVENTS_COLUMNS: tuple[Column, ...] = (
 
 # `synced`: a targeted sync asked Finch about the event's connection and loaded the answer.
 # `unknown_connection`: the token source holds no token of that connection, so nothing could
-# be asked (and nothing is invented). `reconciled`: a full sync, which asks about every
-# connection, ran after the event arrived. `ignored`: an event the Connections page does not
-# depend on (another type, or no connection ID).
+# be asked (and nothing is invented). `reconciled`: a full sync that started after the event
+# arrived asked Finch about its connection. `ignored`: an event the Connections page does
+# not depend on (another type, or no connection ID).
 (
     WEBHOOK_SYNCED,
     WEBHOOK_UNKNOWN_CONNECTION,

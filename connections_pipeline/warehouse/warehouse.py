@@ -251,19 +251,6 @@ class Warehouse:
         with self._connect(transaction=True) as connection:
             return webhook_inbox.mark_processed(connection, table, outcomes, run_id, at)
 
-    def reconcile_webhook_events(
-        self, run_id: str, received_before: dt.datetime, at: dt.datetime
-    ) -> int:
-        """Mark every unprocessed event received before `received_before` as reconciled by
-        the full sync `run_id`.
-
-        Returns:
-            How many events were marked.
-        """
-        table = self.table(WEBHOOK_EVENTS)
-        with self._connect(transaction=True) as connection:
-            return webhook_inbox.reconcile(connection, table, run_id, received_before, at)
-
     def _reauth_queue_table(self) -> sa.Table:
         # Outside build_metadata on purpose: a published view for people, replaced whole on
         # every run, not one of the synced tables the schema migrations manage.

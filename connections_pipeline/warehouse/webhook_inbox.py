@@ -12,12 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert
 
-from connections_pipeline.warehouse.columns import (
-    WEBHOOK_EVENTS_COLUMNS,
-    WEBHOOK_OUTCOMES,
-    WEBHOOK_RECONCILED,
-)
+from connections_pipeline.warehouse.columns import WEBHOOK_EVENTS_COLUMNS, WEBHOOK_OUTCOMES
 
+_SLICE = 1_000
 _NAMES = tuple(column.name for column in WEBHOOK_EVENTS_COLUMNS)
 _REQUIRED = tuple(column.name for column in WEBHOOK_EVENTS_COLUMNS if not column.nullable)
 
@@ -80,27 +77,15 @@ def mark_processed(
     for event_id, outcome in outcomes.items():
         by_outcome.setdefault(outcome, []).append(event_id)
     for outcome, event_ids in sorted(by_outcome.items()):
-        statement = (
-            table.update()
-            .where(table.c.event_id.in_(event_ids), table.c.processed_at.is_(None))
-            .values(processed_at=at, processed_by_run=run_id, outcome=outcome)
-        )
-        marked += connection.execute(statement).rowcount
+        # In slices: PostgreSQL takes at most 65,535 parameters per statement.
+        for start in range(0, len(event_ids), _SLICE):
+            statement = (
+                table.update()
+                .where(
+                    table.c.event_id.in_(event_ids[start : start + _SLICE]),
+                    table.c.processed_at.is_(None),
+                )
+                .values(processed_at=at, processed_by_run=run_id, outcome=outcome)
+            )
+            marked += connection.execute(statement).rowcount
     return marked
-
-
-def reconcile(
-    connection: sa.Connection, table: sa.Table, run_id: str, received_before: datetime, at: datetime
-) -> int:
-    """Mark every event received before a full sync started as reconciled by that sync: it
-    asked Finch about every connection after the event arrived.
-
-    Returns:
-        How many events it marked.
-    """
-    statement = (
-        table.update()
-        .where(table.c.processed_at.is_(None), table.c.received_at < received_before)
-        .values(processed_at=at, processed_by_run=run_id, outcome=WEBHOOK_RECONCILED)
-    )
-    return connection.execute(statement).rowcount

@@ -7,8 +7,18 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from connections_pipeline.warehouse import TOKENS, WEBHOOK_UNKNOWN_CONNECTION, Warehouse
+from connections_pipeline.warehouse import (
+    TOKENS,
+    WEBHOOK_RECONCILED,
+    WEBHOOK_SYNCED,
+    WEBHOOK_UNKNOWN_CONNECTION,
+    Warehouse,
+)
 from connections_pipeline.webhooks.plan import Targets, outcomes, targets
+
+# Events a full sync looks at; more than this waiting means the sensor is off, and the
+# rest are looked at by the next sync.
+PENDING_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,22 @@ def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settl
 
 
 def settle_full(warehouse: Warehouse, run_id: str, started: datetime) -> int:
-    """After a full sync that loaded: every event received before it started is answered
-    by it. Returns how many events it marked."""
-    return warehouse.reconcile_webhook_events(run_id, started, datetime.now(UTC))
+    """After a full sync that loaded: the events that arrived before it started and whose
+    connection it asked Finch about are answered by it (`reconciled`); events no sync needs
+    are `ignored`. An event whose connection the run did not ask about (deferred by the
+    run's budget, or unknown) waits for the sensor.
+
+    Returns:
+        How many events it marked.
+    """
+    waiting = warehouse.pending_webhook_events(PENDING_LIMIT).filter(
+        pl.col("received_at") < started
+    )
+    if waiting.is_empty():
+        return 0
+    result = {
+        event_id: WEBHOOK_RECONCILED if outcome == WEBHOOK_SYNCED else outcome
+        for event_id, outcome in outcomes(waiting, asked_connections(warehouse, run_id)).items()
+        if outcome != WEBHOOK_UNKNOWN_CONNECTION
+    }
+    return warehouse.mark_webhook_events(result, run_id, datetime.now(UTC))
