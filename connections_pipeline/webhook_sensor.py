@@ -78,7 +78,7 @@ def webhook_sensor(
                 store.mark_webhook_events(dict.fromkeys(plan.ignored, WEBHOOK_IGNORED), None, now)
         except (WarehouseConnectionError, sa.exc.DBAPIError) as exc:
             # No inbox yet (no receiver has run) or the warehouse is busy: try next tick.
-            return dg.SkipReason(f"inbox not readable: {warehouse.scrub(type(exc).__name__)}")
+            return dg.SkipReason(f"inbox not readable: {_reason(exc, warehouse)}")
         finally:
             store.dispose()
         cursor = json.dumps(sorted({*plan.in_flight, *plan.launch}))
@@ -101,3 +101,13 @@ def webhook_sensor(
         )
 
     return finch_webhook_events
+
+
+def _reason(exc: Exception, warehouse: WarehouseResource) -> str:
+    """Why the inbox could not be read, for the tick's skip reason: the connection error
+    names the setting without the password; of a driver's error the first line only."""
+    if isinstance(exc, WarehouseConnectionError):
+        return warehouse.scrub(str(exc))
+    original = getattr(exc, "orig", None) or exc
+    first_line = (str(original).strip().splitlines() or [""])[0][:200]
+    return warehouse.scrub(f"{type(original).__name__}: {first_line}")

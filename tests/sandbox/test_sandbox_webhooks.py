@@ -4,6 +4,8 @@ status change and completed sync, with the faults it is asked for."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +14,7 @@ import httpx
 import pytest
 from finch import Finch
 from finch.types import AccountUpdateEvent, JobCompletionEvent
-from sandbox_helpers import make_sandbox
+from sandbox_helpers import CLI, cli_server, make_sandbox
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -175,3 +177,36 @@ def test_only_subscribed_event_types_and_loopback_urls(
 
 def _all(sandbox: FinchSandbox) -> list[Any]:
     return list(sandbox.data.connections.values())
+
+
+def test_the_command_line_sends_webhooks_where_it_is_told(
+    receiver: tuple[str, Captured],
+) -> None:
+    url, captured = receiver
+    with cli_server("--connections", "20", "--webhook-url", url) as (_, base_url):
+        settings = httpx.get(f"{base_url}/_sandbox/webhooks").json()
+        secret = httpx.get(f"{base_url}/_sandbox/credentials").json()["webhook_secret"]
+        truth = httpx.get(f"{base_url}/_sandbox/truth").json()["rows"]
+        live = next(row["connection_id"] for row in truth if row["state"] == "live")
+        answer = httpx.post(
+            f"{base_url}/_sandbox/connections/{live}/status", json={"status": "disconnected"}
+        )
+        assert answer.json()["webhooks"] == 1
+        deadline = time.monotonic() + 30
+        while not captured.attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert settings["url"] == url
+    [(headers, body)] = captured.accepted()
+    event = Finch(access_token="unused", webhook_secret=secret).webhooks.unwrap(body, headers)
+    assert (event.connection_id, json.loads(body)["data"]["status"]) == (live, "disconnected")
+
+
+def test_the_command_line_refuses_a_webhook_url_off_loopback() -> None:
+    done = subprocess.run(
+        [*CLI, "--port", "0", "--webhook-url", "https://hooks.example.com/finch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "loopback" in done.stderr

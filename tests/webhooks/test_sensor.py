@@ -102,3 +102,13 @@ def test_the_sensor_runs_by_default_where_a_receiver_has_its_secret(
     assert sensor.default_status == getattr(dg.DefaultSensorStatus, status)
     assert sensor.minimum_interval_seconds == 45
     assert sensor.job_name == SYNC_JOB_NAME
+
+
+def test_an_unreachable_warehouse_is_a_skip_that_names_the_setting_without_the_password() -> None:
+    sensor = webhook_sensor(SYNC_JOB_NAME)
+    resource = WarehouseResource(url="postgresql+psycopg://loader:hunter2@127.0.0.1:1/analytics")
+    context = dg.build_sensor_context(resources={"warehouse": resource})
+    result = sensor(context)
+    assert isinstance(result, dg.SkipReason)
+    assert "CONNECTIONS_WAREHOUSE_URL" in str(result.skip_message)
+    assert "hunter2" not in str(result.skip_message)
