@@ -91,7 +91,10 @@ class FinchSandbox:
         self.lock = threading.RLock()
         self.webhooks = WebhookSender(webhook_secret(seed), seed)
 
-    def _observe(self) -> Observed:
+    def _observe(self) -> Observed | None:
+        """What webhooks watch, or None when none are sent (nothing needs comparing)."""
+        if not self.webhooks.active:
+            return None
         return {
             connection.connection_id: (
                 "disconnected" if connection.disconnected else connection.status,
@@ -100,11 +103,14 @@ class FinchSandbox:
             for connection in self.data.connections.values()
         }
 
-    def _send_webhooks(self, before: Observed) -> int:
+    def _send_webhooks(self, before: Observed | None) -> int:
         """Queue an `account.updated` for every connection whose status changed since
         `before` and a job completion for every one that synced; returns how many."""
+        after = self._observe()
+        if before is None or after is None:
+            return 0
         sent = 0
-        for connection_id, (status, last_sync) in self._observe().items():
+        for connection_id, (status, last_sync) in after.items():
             connection = self.data.connections[connection_id]
             old_status, old_sync = before.get(connection_id, (None, None))
             if last_sync is not None and last_sync != old_sync and status != "disconnected":

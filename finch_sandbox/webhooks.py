@@ -139,6 +139,12 @@ class WebhookSender:
             self._events = frozenset(events)
             self._faults = faults or WebhookFaults()
 
+    @property
+    def active(self) -> bool:
+        """Whether events are sent anywhere (when not, nobody needs to look for changes)."""
+        with self._lock:
+            return self._url is not None
+
     def settings(self) -> dict[str, Any]:
         """The configuration, without the secret."""
         with self._lock:
