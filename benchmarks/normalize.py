@@ -76,6 +76,11 @@ def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str,
         source["source_connection_id"].append(token.connection_id)
         source["source_disconnected"].append(connection.disconnected)
         source["issued_at"].append(token.issued_at)
+    # Columns the loop above does not know (added to the schemas since) stay null, so the
+    # generator keeps up with RAW_SCHEMA and TOKEN_FRAME_SCHEMA as they grow.
+    for columns in (raw, source):
+        for values in columns.values():
+            values.extend([None] * (len(raw["body"]) - len(values)))
     raw_path = str(Path(folder) / f"raw_{seed}.parquet")
     source_path = str(Path(folder) / f"source_{seed}.parquet")
     pl.DataFrame(raw, schema=RAW_SCHEMA).write_parquet(raw_path)
@@ -117,6 +122,7 @@ def generate(rows: int, folder: Path, workers: int) -> tuple[int, float]:
                 "finch_code": None,
                 "request_id": "req-providers",
                 "body": PROVIDERS_BODY.decode(),
+                "failure_reason": None,
             }
         ],
         schema=RAW_SCHEMA,

@@ -102,9 +102,14 @@ def synthetic_connections(rows: int, seed: int = 7) -> pl.DataFrame:
             "run_id": pl.Series(["run-1"] * rows),
         }
     )
-    return frame.select(empty_frame(CONNECTIONS).columns).cast(
-        dict(empty_frame(CONNECTIONS).schema)
+    # Columns added to the registry since this generator was written: false flags, nulls.
+    schema = empty_frame(CONNECTIONS).schema
+    frame = frame.with_columns(
+        (pl.lit(False) if dtype == pl.Boolean else pl.lit(None, dtype=dtype)).alias(name)
+        for name, dtype in schema.items()
+        if name not in frame.columns
     )
+    return frame.select(schema.names()).cast(dict(schema))
 
 
 def second_snapshot(first: pl.DataFrame, share: float = 0.01) -> pl.DataFrame:

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "connections-pipeline/0.1"
 # Endpoints that Finch rate-limits as a product, beyond the per-IP budget.
 ENDPOINT_PRODUCTS: Mapping[str, str] = {"company": "company"}
+PRODUCT_LANE_CONCURRENCY = 4
 # Fields without which a success body cannot be used; checked so a half-broken answer is a
 # typed failure for that call instead of a KeyError somewhere downstream.
 REQUIRED_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -108,6 +109,11 @@ class FinchClient:
             headers={"Finch-API-Version": config.api_version, "User-Agent": USER_AGENT},
         )
         self._semaphore = asyncio.Semaphore(config.max_concurrency)
+        # Calls of a rate-limited product (company: 20 a minute) queue in a lane of their
+        # own: behind a thousand introspections they would wait out the IP budget holding
+        # product slots, then leave in one burst. A few at a time keep up with 20 a minute
+        # while an IP permit is taken at most a few product slots early.
+        self._product_lane = asyncio.Semaphore(PRODUCT_LANE_CONCURRENCY)
         self._pacer = Pacer(config)
         self.stats = RequestStats()
 
@@ -181,6 +187,10 @@ class FinchClient:
         """`POST /disconnect`: revokes every token of the token's connection."""
         return await self._call("disconnect", "POST", "/disconnect", access_token=access_token)
 
+    def reserve_for_products(self, requests_per_window: int) -> None:
+        """See `Pacer.reserve_for_products`: IP budget kept for company calls."""
+        self._pacer.reserve_for_products(requests_per_window)
+
     async def introspect_many(
         self, access_tokens: Sequence[str], on_progress: ProgressCallback | None = None
     ) -> list[FinchCallResult]:
@@ -249,7 +259,10 @@ class FinchClient:
         params: Mapping[str, Any] | None,
         json: Any,
     ) -> _Attempt:
-        async with self._semaphore:
+        # A call of a rate-limited product waits for its slot in its own lane, holding no
+        # connection slot, so the other endpoints keep going meanwhile.
+        product = ENDPOINT_PRODUCTS.get(endpoint)
+        async with self._product_lane if product else self._semaphore:
             if self._pacer.ip_blocked:
                 not_sent = FinchCallResult(
                     endpoint=endpoint,
@@ -258,7 +271,7 @@ class FinchClient:
                     "requests would only be refused",
                 )
                 return _Attempt(not_sent, reached=False)
-            await self._pacer.acquire(ENDPOINT_PRODUCTS.get(endpoint))
+            await self._pacer.acquire(product)
             self.stats.requests += 1
             self.stats.by_endpoint[endpoint] += 1
             try:

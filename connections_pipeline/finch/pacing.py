@@ -46,9 +46,26 @@ class Pacer:
         self._consecutive_ip_limits = 0
         self._rng = random.Random()
 
+    def reserve_for_products(self, requests_per_window: int) -> None:
+        """Keep `requests_per_window` of each IP window for calls of a rate-limited product.
+
+        Introspections alone would take a whole IP window's budget in its first seconds and
+        then wait out the window; company calls, paced at 20 a minute, would wait with them
+        and the two limits would add up instead of overlapping. With a reserve, calls
+        without a product stay within the rest of the budget. 0 removes the reserve.
+        """
+        self._limiters.pop("unreserved", None)
+        if requests_per_window > 0 and "ip" in self._limiters:
+            config = self._config
+            share = max(config.paced_ip_limit - requests_per_window, 1)
+            self._limiters["unreserved"] = _sliding_window(share, config.scaled_ip_window)
+
     async def acquire(self, product: str | None) -> None:
         """Wait until a request for `product` (None for endpoints without one) may be sent."""
         await self._wait_for_gate()
+        unreserved = None if product else self._limiters.get("unreserved")
+        if unreserved is not None:
+            await unreserved.try_acquire_async("unreserved")
         # The product slot is taken last, right before sending: a slot taken and then held
         # while waiting for the IP budget would let requests bunch up past a product window
         # whose margin is a single request (19 of 20). Bunching on the IP side is bounded by

@@ -1,5 +1,6 @@
 """Pull one run's raw responses out of Finch, spending as few requests as the data allows."""
 
+import asyncio
 import json
 import logging
 import time
@@ -14,7 +15,7 @@ import polars as pl
 from connections_pipeline.finch import FinchCallResult, FinchClient
 from connections_pipeline.finch.client import gather_with_progress
 from connections_pipeline.sources.records import SourceBatch, SourceToken
-from connections_pipeline.transform.followups import plan_followups
+from connections_pipeline.transform.followups import known_company_lookups, plan_followups
 from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.parse import parse_introspections
 from connections_pipeline.transform.polling import (
@@ -42,6 +43,8 @@ RAW_SCHEMA = {
 }
 
 Progress = Callable[[str, int, int], None]
+# Company calls paced at 19 a minute fill at most this many of a 5-minute IP window.
+COMPANY_CALLS_PER_IP_WINDOW = 95
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,12 @@ class Coverage:
         never_observed: how many of them no run has observed yet.
         oldest_deferred_seen_at: when the longest-waiting observed deferred token was last
             observed.
-        company_due: connections whose company name is missing or older than the TTL.
-        company_deferred: how many of them wait for a later run (the company share).
     """
 
     polled: int = 0
     deferred: tuple[str, ...] = ()
     never_observed: int = 0
     oldest_deferred_seen_at: datetime | None = None
-    company_due: tuple[str, ...] = ()
-    company_deferred: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,19 @@ async def extract(
     allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)
     plan = plan_polling(order, allowance, rules.only_connection_ids)
     by_fingerprint = {token.fingerprint: token for token in batch.tokens}
-    polled, late = await _introspect_until(
-        client, [by_fingerprint[f] for f in plan.polled], order, budget, progress
+    calls = _Calls(client, by_fingerprint, run_id, progress)
+    # Company names already due for connections known from the last run are asked for
+    # while the tokens are introspected, so the company limit's waiting overlaps the IP
+    # limit's instead of adding to it.
+    company_budget = _company_budget(1 + len(plan.polled), budget)
+    known_due = known_company_lookups(previous, plan.polled, _as_of([providers]), rules.company_ttl)
+    early = known_due.head(company_budget)
+    client.reserve_for_products(min(early.height, COMPANY_CALLS_PER_IP_WINDOW))
+    (polled, late), early_records = await asyncio.gather(
+        _introspect_until(
+            client, [by_fingerprint[f] for f in plan.polled], order, budget, progress
+        ),
+        calls.many("company", _pairs(early)),
     )
     for token, result in polled:
         connection_id = result.data.get("connection_id") if result.ok else token.connection_id
@@ -123,20 +133,67 @@ async def extract(
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
     ours, _ = split_by_application(parsed[0], application or Application())
     followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl, jobs_for)
-    companies = _company_calls(followups, len(records), budget)
-    records += await _followups(client, batch.tokens, followups, companies, run_id, progress)
+    jobs = followups.filter("need_jobs")
+    # Now the job listings are known, the share's allowance is exact.
+    company_budget = _company_budget(1 + len(plan.polled) + jobs.height, budget)
+    companies = (
+        followups.filter("need_company")
+        .join(early.select("connection_id"), on="connection_id", how="anti")
+        .sort("company_fetched_at", "connection_id", nulls_last=False)
+        .head(max(company_budget - early.height, 0))
+    )
+    logger.info(
+        "Follow-ups: %d job listings, %d company lookups (%d alongside the introspections)",
+        jobs.height,
+        companies.height + early.height,
+        early.height,
+    )
+    client.reserve_for_products(0)
+    records += early_records
+    records += await calls.many("jobs", _pairs(jobs))
+    records += await calls.many("company", _pairs(companies))
     raw = pl.DataFrame(records, schema=RAW_SCHEMA)
-    due = followups.filter("need_company")["connection_id"].to_list()
     deferred = [*plan.deferred, *late]
     coverage = Coverage(
         polled=len(polled),
         deferred=tuple(deferred),
         never_observed=_never_observed(order, deferred),
         oldest_deferred_seen_at=_oldest_seen(order, deferred),
-        company_due=tuple(due),
-        company_deferred=len(due) - companies,
     )
     return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
+
+
+def _pairs(plan: pl.DataFrame) -> list[tuple[str, str]]:
+    return plan.select("connection_id", "token_fingerprint").rows()
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """Follow-up calls, each recorded as a raw row under the connection it was made for."""
+
+    client: FinchClient
+    tokens: dict[str, SourceToken]
+    run_id: str
+    progress: Progress | None
+
+    async def many(self, endpoint: str, wanted: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        call = self.client.automated_jobs if endpoint == "jobs" else self.client.company
+        report = _reporter(self.progress, endpoint)
+        calls = [call(self.tokens[fingerprint].access_token) for _, fingerprint in wanted]
+        results = await gather_with_progress(calls, len(calls), report)
+        return [
+            _raw(self.run_id, result, fingerprint, connection_id)
+            for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
+        ]
+
+
+def _company_budget(requests: int, budget: RunBudget) -> int:
+    """How many company names a run of `requests` other requests may fetch: the company
+    share of its time, within what the request budget leaves."""
+    allowance = company_allowance(requests, budget.company_share)
+    if budget.max_requests is not None:
+        allowance = min(allowance, max(budget.max_requests - requests, 0))
+    return allowance
 
 
 async def _introspect_until(
@@ -186,16 +243,6 @@ def _slices(
     return slices
 
 
-def _company_calls(followups: pl.DataFrame, requests: int, budget: RunBudget) -> int:
-    """How many of the due company names this run fetches: the company share of a run of
-    `requests` (plus its job listings), and what is left of the request budget."""
-    jobs = followups["need_jobs"].sum()
-    allowance = company_allowance(requests + jobs, budget.company_share)
-    if budget.max_requests is not None:
-        allowance = min(allowance, max(budget.max_requests - requests - jobs, 0))
-    return min(allowance, followups["need_company"].sum())
-
-
 def _oldest_seen(order: pl.DataFrame, deferred: list[str]) -> datetime | None:
     return order.filter(pl.col("token_fingerprint").is_in(deferred))["last_seen_at"].min()
 
@@ -203,37 +250,6 @@ def _oldest_seen(order: pl.DataFrame, deferred: list[str]) -> datetime | None:
 def _never_observed(order: pl.DataFrame, deferred: list[str]) -> int:
     waiting = order.filter(pl.col("token_fingerprint").is_in(deferred))
     return waiting["last_seen_at"].null_count()
-
-
-async def _followups(
-    client: FinchClient,
-    tokens: Sequence[SourceToken],
-    plan: pl.DataFrame,
-    companies: int,
-    run_id: str,
-    progress: Progress | None,
-) -> list[dict[str, Any]]:
-    """Job listings where needed, and the `companies` oldest due company names."""
-    by_fingerprint = {token.fingerprint: token for token in tokens}
-    jobs = plan.filter("need_jobs").select("connection_id", "token_fingerprint").rows()
-    company_rows = (
-        plan.filter("need_company")
-        .sort("company_fetched_at", "connection_id", nulls_last=False)
-        .head(companies)
-    )
-    wanted_companies = company_rows.select("connection_id", "token_fingerprint").rows()
-    logger.info("Follow-ups: %d job listings, %d company lookups", len(jobs), len(wanted_companies))
-    records = []
-    for endpoint, wanted in (("jobs", jobs), ("company", wanted_companies)):
-        call = client.automated_jobs if endpoint == "jobs" else client.company
-        report = _reporter(progress, endpoint)
-        calls = [call(by_fingerprint[fingerprint].access_token) for _, fingerprint in wanted]
-        results = await gather_with_progress(calls, len(calls), report)
-        records += [
-            _raw(run_id, result, fingerprint, connection_id)
-            for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
-        ]
-    return records
 
 
 def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], None] | None:

@@ -13,6 +13,41 @@ from connections_pipeline import concepts
 from connections_pipeline.transform.parse import UTC_DATETIME, freshest_per_connection
 
 
+def known_company_lookups(
+    previous: pl.DataFrame, polled: list[str], as_of: datetime, company_ttl: timedelta
+) -> pl.DataFrame:
+    """connection_id, token_fingerprint, company_fetched_at: live connections known from the
+    last run whose company name is due (missing, pending, or older than the TTL), with the
+    token that answered for them then — if this run polls it — oldest name first.
+
+    They can be asked for before this run's introspections answer; a connection whose
+    answer has changed meanwhile (re-auth, more entities) only wastes the call.
+    """
+    stale_before = as_of - company_ttl
+    return (
+        previous.filter(
+            (pl.col("state") == concepts.LIVE)
+            & pl.col("connection_id").is_not_null()
+            & (pl.col("entity_count") <= 1)
+            & pl.col("products").fill_null("").str.split(",").list.contains("company")
+            & ~pl.col("connection_status").is_in([*concepts.NEEDS_ACTION_STATUSES, "pending"])
+            & pl.col("working_token_fingerprint").is_in(polled)
+            & (
+                pl.col("company_name_pending").fill_null(False)
+                | pl.col("company_name").is_null()
+                | pl.col("company_fetched_at").is_null()
+                | (pl.col("company_fetched_at") < pl.lit(stale_before).cast(UTC_DATETIME))
+            )
+        )
+        .select(
+            "connection_id",
+            pl.col("working_token_fingerprint").alias("token_fingerprint"),
+            "company_fetched_at",
+        )
+        .sort("company_fetched_at", "connection_id", nulls_last=False)
+    )
+
+
 def plan_followups(
     introspections: pl.DataFrame,
     token_source: pl.DataFrame,

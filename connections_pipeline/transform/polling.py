@@ -29,6 +29,8 @@ ATTENTION_STATUSES: tuple[str, ...] = (
 IP_SECONDS_PER_REQUEST = 300 / 1000
 COMPANY_SECONDS_PER_CALL = 60 / 20
 COMPANY_BURST = 20
+# The client's pace: 19 a minute, evenly spaced (its safety margin under Finch's 20).
+PACED_COMPANY_SECONDS_PER_CALL = 60 / 19
 
 
 @dataclass(frozen=True)
@@ -136,16 +138,19 @@ def plan_polling(
 
 def company_allowance(requests: int, share: float) -> int:
     """How many `/employer/company` calls a run of `requests` other requests may make while
-    spending at most `share` of its time waiting on the company limit.
+    spending at most `share` of its time on the company limit.
 
-    The first 20 calls fit in one window and cost no waiting (share 0 allows those only);
-    each further call costs 3 s of the window. The run's other requests take at least their
-    IP bound, `requests * 0.3 s`; waiting w stays within the share while
-    w ≤ share / (1 - share) * that. Both bounds scale alike with an emulator's time scale,
-    so the count does not depend on it.
+    The client paces company calls evenly at 19 a minute (Finch's 20 less its margin), so
+    each costs 60/19 s; the run's other requests take at least their IP bound,
+    `requests * 0.3 s`. The company time c stays within the share while
+    c ≤ share / (1 - share) * that; the client asks for the names alongside the
+    introspections, so the run takes about the larger of the two, not their sum. The
+    first 20 always fit (share 0 allows those only): a small fleet fills its names at once.
+    Both bounds scale alike with an emulator's time scale, so the count does not depend
+    on it.
     """
     if not 0 <= share < 1:
         raise ValueError(f"company share must be in [0, 1), got {share}")
     ip_bound = requests * IP_SECONDS_PER_REQUEST
-    extra = math.floor(share / (1 - share) * ip_bound / COMPANY_SECONDS_PER_CALL)
-    return COMPANY_BURST + extra
+    paced = math.floor(share / (1 - share) * ip_bound / PACED_COMPANY_SECONDS_PER_CALL)
+    return max(COMPANY_BURST, paced)

@@ -245,6 +245,8 @@ def deployment(
             "CONNECTIONS_WAREHOUSE_SCHEMA": SCHEMA,
             "CONNECTIONS_EXPORT_URL": str(tmp_path / "exports"),
             "CONNECTIONS_SYNC_CRON": cron or cron_that_does_not_fire_soon(),
+            # Every company name in the first sync (tests/scale covers names over runs).
+            "CONNECTIONS_COMPANY_SHARE": "0.9",
         }
         inherited = {
             name: value

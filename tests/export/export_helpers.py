@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from sync.sync_helpers import NAMES_AT_ONCE
 
 from connections_pipeline.assets.exports import finch_connections_csv
 from connections_pipeline.assets.sync import sync_with_resources
@@ -62,7 +63,7 @@ def sync_into(warehouse: Warehouse, seed: int, connections: int) -> None:
     """One sync of the embedded emulator into `warehouse`."""
     finch = FinchResource(sandbox_seed=seed, sandbox_connections=connections)
     sync_with_resources(
-        f"export-test-{seed}-{connections}", finch, TokenSourceResource(), warehouse
+        f"export-test-{seed}-{connections}", finch, TokenSourceResource(), warehouse, NAMES_AT_ONCE
     )
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from export.export_helpers import materialize_states, resources
-from sync.sync_helpers import make_warehouse, served_sandbox
+from sync.sync_helpers import NAMES_AT_ONCE, make_warehouse, served_sandbox
 from table_checksums import file_checksums, table_checksums
 
 from connections_pipeline.assets.sync import sync_with_resources
@@ -34,18 +34,18 @@ def test_same_sync_and_export_twice_change_nothing(
     warehouse = make_warehouse(kind, tmp_path, postgres_url)
     url = warehouse.url.render_as_string(hide_password=False)
     with served_sandbox(seed=81, connections=150) as (_, finch, source):
-        sync_with_resources("run-1", finch, source, warehouse)
+        sync_with_resources("run-1", finch, source, warehouse, NAMES_AT_ONCE)
         first = table_checksums(warehouse)
         first_files = _export(url, warehouse.schema, tmp_path / "exports-1")
 
         # The next scheduled sync, Finch unchanged.
-        sync_with_resources("run-2", finch, source, warehouse)
+        sync_with_resources("run-2", finch, source, warehouse, NAMES_AT_ONCE)
         second = table_checksums(warehouse)
         run_1_log_after_run_2 = table_checksums(warehouse, only_run="run-1")
         second_files = _export(url, warehouse.schema, tmp_path / "exports-2")
 
         # run-2 executed once more under the same run id, as a manual re-run would.
-        sync_with_resources("run-2", finch, source, warehouse)
+        sync_with_resources("run-2", finch, source, warehouse, NAMES_AT_ONCE)
         third = table_checksums(warehouse)
         third_files = _export(url, warehouse.schema, tmp_path / "exports-3")
         sync_runs = warehouse.read_table("finch_sync_runs")["run_id"].to_list()

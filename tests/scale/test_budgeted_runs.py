@@ -2,6 +2,7 @@
 targeted run. Against the emulator over HTTP; each run's coverage is in finch_sync_runs."""
 
 import math
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -16,10 +17,10 @@ from connections_pipeline.transform.polling import RunBudget
 pytestmark = pytest.mark.slow
 
 # Every company name in one run, where a test is about the request budget only.
-NAMES_AT_ONCE = 0.9
+NAMES_AT_ONCE_SHARE = 0.9
 
 
-def _budgeted(max_requests: int | None, company_share: float = NAMES_AT_ONCE) -> SyncSettings:
+def _budgeted(max_requests: int | None, company_share: float = NAMES_AT_ONCE_SHARE) -> SyncSettings:
     return SyncSettings(budget=RunBudget(max_requests=max_requests, company_share=company_share))
 
 
@@ -122,8 +123,8 @@ def test_company_names_fill_over_runs_within_the_share(tmp_path: Path, postgres_
     assert pending == sorted(pending, reverse=True) and pending[-1] == 0
     assert not current["company_name_pending"].any()
     for calls, other in zip(company_calls, requests, strict=True):
-        waiting = max(calls - 20, 0) * 3.0
-        assert waiting <= share * (waiting + other * 0.3) + 1e-9
+        company_time = calls * 60 / 19  # the client's pace
+        assert calls <= 20 or company_time <= share * (company_time + other * 0.3) + 1e-9
     assert differences == []  # every name now Finch's legal name
 
 
@@ -149,3 +150,23 @@ def test_a_targeted_run_asks_only_about_its_connections(tmp_path: Path, postgres
 
 def _rows_of(frame: pl.DataFrame, keys: set[str]) -> list[dict]:
     return _frame_rows(frame.filter(pl.col("connection_key").is_in(list(keys))))
+
+
+def test_a_deadline_that_has_passed_defers_the_rest(tmp_path: Path, postgres_url: str) -> None:
+    warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
+    with served_sandbox(seed=1705, connections=40) as (sandbox, finch, source):
+        sync_with_resources("run-1", finch, source, warehouse, _budgeted(None))
+        before = warehouse.read_current()
+        sandbox.reset_stats()
+        late = SyncSettings(budget=RunBudget(deadline=timedelta(0)))
+        result = sync_with_resources("run-2", finch, source, warehouse, late)
+        stats = sandbox.stats()
+    after = warehouse.read_current()
+    row = run_row(warehouse, "run-2")
+    warehouse.dispose()
+
+    assert _introspections(stats) == 0
+    assert row["tokens"] == 0 and row["tokens_deferred"] == len(sandbox.tokens())
+    assert result.status == "success"
+    assert _frame_rows(after) == _frame_rows(before)
+    assert not after["stale"].any()

@@ -114,16 +114,31 @@ def test_a_targeted_run_polls_only_its_connections(fleet: pl.DataFrame) -> None:
     assert set(plan.deferred) == {"t-new", "t-reauth", "t-mid", "t-fresh"}
 
 
-def test_company_allowance_keeps_the_waiting_within_the_share() -> None:
+def test_company_allowance_keeps_the_company_time_within_the_share() -> None:
     assert company_allowance(1000, 0.0) == COMPANY_BURST
     # 1,000 other requests take at least 300 s at the IP limit; at share 0.5 the company
-    # waiting may take as long again: 100 calls at 3 s beyond the free first window.
-    assert company_allowance(1000, 0.5) == COMPANY_BURST + 100
+    # calls may take as long: 95 calls paced at 19 a minute.
+    assert company_allowance(1000, 0.5) == 95
     for requests in (10, 1000, 30_000):
         for share in (0.2, 0.5, 0.8):
             calls = company_allowance(requests, share)
-            waiting = (calls - COMPANY_BURST) * 3.0
-            assert waiting <= share * (waiting + requests * 0.3) + 1e-9
+            company_time = calls * 60 / 19
+            ip_time = requests * 0.3
+            assert calls == COMPANY_BURST or company_time <= share * (company_time + ip_time)
     assert company_allowance(1000, 0.8) > company_allowance(1000, 0.5)
+    assert company_allowance(10, 0.5) == COMPANY_BURST  # small fleets fill names at once
     with pytest.raises(ValueError, match="share"):
         company_allowance(10, 1.0)
+
+
+def test_deadline_slices_never_split_a_connection() -> None:
+    from connections_pipeline.sources.records import SourceToken
+    from connections_pipeline.sync.extract import SLICE_TOKENS, _slices
+
+    tokens = [SourceToken(f"secret-{n}", f"fp-{n}") for n in range(SLICE_TOKENS + 3)]
+    groups = {token.fingerprint: token.fingerprint for token in tokens}
+    # The slice boundary falls between two tokens of one connection.
+    groups["fp-499"] = groups["fp-500"] = "shared"
+    slices = _slices(tokens, groups)
+    assert [len(batch) for _, batch in slices] == [SLICE_TOKENS + 1, 2]
+    assert [start for start, _ in slices] == [0, SLICE_TOKENS + 1]

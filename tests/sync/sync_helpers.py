@@ -10,10 +10,15 @@ from typing import Any
 import polars as pl
 
 from connections_pipeline.resources import FinchResource, TokenSourceResource
+from connections_pipeline.sync.run import SyncSettings
+from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.warehouse import TABLE_COLUMNS, Warehouse
 from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 
 TIME_SCALE = 0.01
+# Every company name in a run's first sync, for tests about something else than names
+# spread over runs (tests/scale covers those).
+NAMES_AT_ONCE = SyncSettings(budget=RunBudget(company_share=0.9))
 # A connection revoked before the pipeline ever saw it working is known only by the id the
 # token source gives: Finch answers nothing else for a revoked token.
 KNOWABLE_WHEN_NEVER_SEEN = ("state", "connection_id", "connection_status", "needs_action")

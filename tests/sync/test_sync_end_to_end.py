@@ -5,6 +5,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sync_helpers import (
+    NAMES_AT_ONCE,
     RUN_LOG_TABLES,
     disconnected_keys,
     make_warehouse,
@@ -14,12 +15,6 @@ from sync_helpers import (
 )
 
 from connections_pipeline.assets.sync import sync_with_resources
-from connections_pipeline.sync.run import SyncSettings
-from connections_pipeline.transform.polling import RunBudget
-
-# Every company name in the first run, so the third run is a true steady state;
-# tests/scale covers names spread over runs.
-NAMES_AT_ONCE = SyncSettings(budget=RunBudget(company_share=0.9))
 
 pytestmark = pytest.mark.slow
 

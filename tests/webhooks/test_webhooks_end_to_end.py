@@ -151,9 +151,10 @@ def test_a_reauth_and_a_disconnection_reach_the_warehouse_through_webhooks(
     for table in store.tables:
         assert secret not in str(store.read_table(table).rows())
 
-    # One /introspect per changed connection, and nothing else about any connection.
+    # One /introspect per changed connection, and no call about any other connection.
     assert sum(stats["by_endpoint"]["introspect"].values()) == 2
-    assert set(stats["by_endpoint"]) <= {"introspect", "providers", "jobs"}
+    asked = store.read_raw_responses(run.run_id)["connection_id"].drop_nulls().unique()
+    assert set(asked.to_list()) == {reauth_id, gone_id}
     assert not again.run_requests
 
     after = by_key(store.read_current())
