@@ -270,7 +270,7 @@ WEBHOOK_EVENTS_COLUMNS: tuple[Column, ...] = (
     _text("outcome"),
 )
 
-# `synced`: a targeted sync asked Finch about the event's connection and loaded the answer.
+# `synced`: a targeted sync asked Finch about the event's connection and loaded its answer.
 # `unknown_connection`: the token source holds no token of that connection, so nothing could
 # be asked (and nothing is invented). `reconciled`: a full sync that started after the event
 # arrived asked Finch about its connection. `ignored`: an event the Connections page does

@@ -47,23 +47,44 @@ def inbox_work(warehouse: Warehouse, event_ids: Sequence[str]) -> InboxWork:
     return InboxWork(events, targets(events), missing)
 
 
-def asked_connections(warehouse: Warehouse, run_id: str) -> set[str]:
-    """The connections the run `run_id` asked Finch about: the connection IDs of its
-    `/introspect` calls, answered or not, by the answer or by what `finch_tokens` knows of
-    the token (a revoked token's 401 names no connection)."""
+@dataclass(frozen=True)
+class Asked:
+    """The connections a run called `/introspect` for: those Finch answered (any answer,
+    401s included) and those whose every call failed after retries."""
+
+    answered: frozenset[str]
+    unanswered: frozenset[str]
+
+
+# Call outcomes that carry no answer from Finch.
+_NO_ANSWER = ("failed", "unknown")
+
+
+def asked_connections(warehouse: Warehouse, run_id: str) -> Asked:
+    """What the run `run_id` asked Finch about, by connection: each `/introspect` call's
+    connection, from the answer or from what `finch_tokens` knows of the token (a revoked
+    token's 401 names no connection)."""
     calls = warehouse.read_raw_responses(run_id).filter(pl.col("endpoint") == "introspect")
     tokens = warehouse.read_table(TOKENS).select(
         "token_fingerprint", pl.col("connection_id").alias("known_id")
     )
     named = calls.join(tokens, on="token_fingerprint", how="left").select(
-        pl.coalesce("connection_id", "known_id").alias("connection_id")
+        pl.coalesce("connection_id", "known_id").alias("connection_id"), "outcome"
     )
-    return set(named["connection_id"].drop_nulls().to_list())
+    named = named.filter(pl.col("connection_id").is_not_null())
+    answered = set(named.filter(~pl.col("outcome").is_in(_NO_ANSWER))["connection_id"])
+    return Asked(frozenset(answered), frozenset(set(named["connection_id"]) - answered))
 
 
 def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settled:
-    """Mark the events of a targeted sync that loaded: synced, or unknown connection."""
-    result = outcomes(work.events, asked_connections(warehouse, run_id))
+    """Mark the events of a targeted sync that loaded: synced, or unknown connection. An
+    event whose connection's calls all failed stays unprocessed (its row is kept, marked
+    stale): the next full sync answers it."""
+    asked = asked_connections(warehouse, run_id)
+    waiting = work.events.filter(pl.col("connection_id").is_in(list(asked.unanswered)))
+    result = outcomes(
+        work.events.join(waiting.select("event_id"), on="event_id", how="anti"), asked.answered
+    )
     warehouse.mark_webhook_events(result, run_id, datetime.now(UTC))
     unknown = sorted(
         {
@@ -71,10 +92,13 @@ def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settl
             for event_id, connection_id in work.events.select(
                 "event_id", "connection_id"
             ).iter_rows()
-            if result[event_id] == WEBHOOK_UNKNOWN_CONNECTION
+            if result.get(event_id) == WEBHOOK_UNKNOWN_CONNECTION
         }
     )
-    return Settled(dict(Counter(result.values())), tuple(unknown))
+    counts = dict(Counter(result.values()))
+    if waiting.height:
+        counts["left_waiting"] = waiting.height
+    return Settled(counts, tuple(unknown))
 
 
 def settle_full(warehouse: Warehouse, run_id: str, started: datetime) -> int:
@@ -91,9 +115,10 @@ def settle_full(warehouse: Warehouse, run_id: str, started: datetime) -> int:
     )
     if waiting.is_empty():
         return 0
+    answered = asked_connections(warehouse, run_id).answered
     result = {
         event_id: WEBHOOK_RECONCILED if outcome == WEBHOOK_SYNCED else outcome
-        for event_id, outcome in outcomes(waiting, asked_connections(warehouse, run_id)).items()
+        for event_id, outcome in outcomes(waiting, answered).items()
         if outcome != WEBHOOK_UNKNOWN_CONNECTION
     }
     return warehouse.mark_webhook_events(result, run_id, datetime.now(UTC))

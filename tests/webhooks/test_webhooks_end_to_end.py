@@ -27,7 +27,7 @@ from connections_pipeline.webhook_sensor import WEBHOOK_SENSOR_NAME, webhook_sen
 from connections_pipeline.webhooks import WEBHOOK_PATH
 from connections_pipeline.webhooks.server import receiver_app
 from connections_pipeline.webhooks.server import serve_in_thread as serve_receiver
-from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
+from finch_sandbox import EndpointFaults, FinchSandbox, SandboxConfig, serve_in_thread
 
 pytestmark = pytest.mark.slow
 TIME_SCALE = 0.01
@@ -256,4 +256,39 @@ def test_a_job_completion_asks_for_the_connections_jobs_again(
     }
     [event] = store.read_table("finch_webhook_events").iter_rows(named=True)
     assert (event["outcome"], event["processed_by_run"]) == ("synced", run.run_id)
+    store.dispose()
+
+
+def test_an_event_whose_connection_finch_did_not_answer_for_waits(
+    finch: tuple[FinchSandbox, str], tmp_path: Path
+) -> None:
+    sandbox, base_url = finch
+    warehouse = WarehouseResource(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    defs = definitions(base_url, warehouse)
+    job = defs.resolve_job_def(SYNC_JOB_NAME)
+    store = warehouse.open(hold_connections=False)
+    with dg.instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance).success
+        [connection_id] = single_token_connections(sandbox, 1)
+        before = by_key(store.read_current())[connection_id]
+        with serve_receiver(receiver_app(store, sandbox.webhooks.secret)) as receiver_url:
+            sandbox.webhooks.configure(receiver_url + WEBHOOK_PATH)
+            sandbox.set_connection_status(connection_id, "reauth")
+            assert sandbox.webhooks.wait_until_delivered()
+        sandbox.set_faults({"introspect": EndpointFaults(error_rate=1.0)})
+        [request] = tick(defs, instance, None).run_requests
+        run = job.execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags
+        )
+        assert run.success
+        metadata = next(
+            event.step_materialization_data.materialization.metadata
+            for event in run.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey("finch_connections")
+        )
+    row = by_key(store.read_current())[connection_id]
+    assert (row["connection_status"], row["stale"]) == (before["connection_status"], True)
+    [event] = store.read_table("finch_webhook_events").iter_rows(named=True)
+    assert (event["processed_at"], event["outcome"]) == (None, None)
+    assert metadata["webhook_events"].value == {"left_waiting": 1}
     store.dispose()
