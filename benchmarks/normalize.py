@@ -277,7 +277,10 @@ def step_profile(folder: Path) -> dict:
         "parse_introspections (total)", parse.parse_introspections, inputs.raw
     )
     as_of = pl.lit(inputs.as_of).cast(parse.UTC_DATETIME)
-    tokens = clock("_token_outcomes", snapshot._token_outcomes, inputs, introspections, as_of)
+    introspections, others = snapshot.split_by_application(introspections, inputs.application)
+    tokens = clock(
+        "_token_outcomes", snapshot._token_outcomes, inputs, introspections, others, as_of
+    )
     clock(
         "freshest_per_connection (sort + unique)",
         parse.freshest_per_connection,
@@ -295,7 +298,8 @@ def step_profile(folder: Path) -> dict:
     clock("  parse_companies", parse.parse_companies, inputs.raw)
     clock("  parse_connected_at", parse.parse_connected_at, inputs.raw)
     clock("  parse_providers", parse.parse_providers, inputs.raw)
-    carried = clock("_carried_forward", snapshot._carried_forward, inputs, live, tokens)
+    providers = parse.parse_providers(inputs.raw)
+    carried = clock("_carried_forward", snapshot._carried_forward, inputs, live, tokens, providers)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = clock(
         "session_progress", snapshot.session_progress, inputs.sessions, connections, inputs.as_of

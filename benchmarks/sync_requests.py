@@ -1,15 +1,16 @@
 """Requests per token of a steady-state sync, against the emulator over real HTTP.
 
 The emulator runs in its own process (`--time-scale 0.01 --connections 1000` by default);
-`sync_with_resources` runs twice against one DuckDB file in a temporary folder, with nothing changed
-in the emulator in between. The first run pays for the follow-ups (`/jobs/automated` once
-per connection ever, `/employer/company` when the cached name is missing); the second should
-cost about one `/introspect` per token.
+`sync_with_resources` runs against one DuckDB file in a temporary folder, with nothing
+changed in the emulator in between, until no company name is pending, then once more. The
+first runs pay for the follow-ups (`/jobs/automated` once per connection ever,
+`/employer/company` for missing names, spread over runs by the company share); the last
+should cost about one `/introspect` per token.
 
 For each run it prints the client's request count (`request_stats["requests"]`, retries
 included) per token (`sync_run["tokens"]`), and the emulator's own count of Finch-surface
 requests from `GET /_sandbox/stats` (difference before/after the run), by endpoint.
-Target: second run <= 1.05 requests per token.
+Target: the last run <= 1.05 requests per token.
 
     python benchmarks/sync_requests.py
     python benchmarks/sync_requests.py --connections 3000
@@ -24,10 +25,12 @@ import httpx
 from _sandbox_process import sandbox_process
 
 from connections_pipeline.assets.sync import sync_with_resources
+from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.resources import FinchResource, TokenSourceResource
 from connections_pipeline.warehouse import Warehouse
 
 TARGET_SECOND_RUN = 1.05
+MAX_RUNS = 12
 
 
 def _server_stats(base_url: str) -> dict:
@@ -64,8 +67,15 @@ def main() -> None:
         warehouse = Warehouse(f"duckdb:///{Path(folder) / 'warehouse.duckdb'}")
         print(f"emulator {base_url}: {' '.join(options)}")
         ratios = []
+        settled = False
         try:
-            for number in (1, 2):
+            # Runs until no company name is pending (they fill over runs within the company
+            # share), then one more: the steady state, nothing changed in the emulator.
+            for number in range(1, MAX_RUNS + 1):
+                if number > 1:
+                    # Runs are hours apart in production: let the last run's requests leave
+                    # the IP window before this run's fresh pacer starts counting.
+                    time.sleep(FINCH_IP_WINDOW_SECONDS * args.time_scale)
                 before = _server_stats(base_url)
                 started = time.perf_counter()
                 result = sync_with_resources(f"bench-run-{number}", finch, source, warehouse)
@@ -83,14 +93,20 @@ def main() -> None:
                       f"rate limited {result.request_stats.get('rate_limited', 0)})")  # fmt: skip
                 print(f"  emulator requests {served:8,}   per token {served / tokens:6.3f}   "
                       f"by endpoint {_endpoint_delta(before, after)}")  # fmt: skip
+                pending = result.sync_run["company_names_pending"]
+                print(f"  company names pending {pending:,}")
+                if settled:
+                    break
+                settled = pending == 0
         finally:
             warehouse.dispose()
         final = _server_stats(base_url)
         print(f"emulator total (GET /_sandbox/stats): {final['requests']:,} requests, "
               f"by status {final['by_status']}, ip_blocked {final['ip_blocked']}")  # fmt: skip
-    verdict = "OK" if ratios[1] <= TARGET_SECOND_RUN else "MISSED"
+    verdict = "OK" if ratios[-1] <= TARGET_SECOND_RUN else "MISSED"
     print(
-        f"second run: {ratios[1]:.3f} requests per token (target <= {TARGET_SECOND_RUN}: {verdict})"
+        f"steady run (run {len(ratios)}, every name filled): {ratios[-1]:.3f} requests per "
+        f"token (target <= {TARGET_SECOND_RUN}: {verdict})"
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from connections_pipeline.concepts import LIVE
 from connections_pipeline.finch import FinchCallResult, FinchClient
 from connections_pipeline.finch.client import gather_with_progress
 from connections_pipeline.sources.records import SourceBatch, SourceToken
@@ -19,6 +20,7 @@ from connections_pipeline.transform.followups import known_company_lookups, plan
 from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.parse import parse_introspections
 from connections_pipeline.transform.polling import (
+    COMPANY_BURST,
     RunBudget,
     company_allowance,
     plan_polling,
@@ -140,7 +142,7 @@ async def extract(
         followups.filter("need_company")
         .join(early.select("connection_id"), on="connection_id", how="anti")
         .sort("company_fetched_at", "connection_id", nulls_last=False)
-        .head(max(company_budget - early.height, 0))
+        .head(_late_company_calls(company_budget - early.height, previous))
     )
     logger.info(
         "Follow-ups: %d job listings, %d company lookups (%d alongside the introspections)",
@@ -185,6 +187,18 @@ class _Calls:
             _raw(self.run_id, result, fingerprint, connection_id)
             for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
         ]
+
+
+def _late_company_calls(left: int, previous: pl.DataFrame) -> int:
+    """Company calls after the introspections (names no earlier run knew to ask for).
+
+    They cannot overlap the introspections, so past the first window's 20 they lengthen
+    the run; a later run asks for them alongside its introspections instead. Only a first
+    sync, which knows nothing yet, spends its whole allowance on them.
+    """
+    if previous.filter(pl.col("state") == LIVE).is_empty():
+        return max(left, 0)
+    return max(min(left, COMPANY_BURST), 0)
 
 
 def _company_budget(requests: int, budget: RunBudget) -> int:

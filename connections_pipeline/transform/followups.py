@@ -13,6 +13,17 @@ from connections_pipeline import concepts
 from connections_pipeline.transform.parse import UTC_DATETIME, freshest_per_connection
 
 
+def wants_company_name() -> pl.Expr:
+    """On parsed introspections: the connection has one entity, the company product, and a
+    status in which Finch can answer `/employer/company` — Finch's legal name applies."""
+    single_entity = pl.col("entities").list.len().fill_null(0) <= 1
+    has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
+    can_answer = ~pl.col("connection_status").is_in(
+        [*concepts.NEEDS_ACTION_STATUSES, "pending"]
+    ).fill_null(True)
+    return single_entity & has_company_product & can_answer
+
+
 def known_company_lookups(
     previous: pl.DataFrame, polled: list[str], as_of: datetime, company_ttl: timedelta
 ) -> pl.DataFrame:
@@ -71,11 +82,6 @@ def plan_followups(
         pl.col("company_fetched_at").alias("known_company_fetched_at"),
     )
     stale_before = pl.lit(as_of - company_ttl).cast(UTC_DATETIME)
-    single_entity = pl.col("entities").list.len().fill_null(0) <= 1
-    has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
-    can_answer = ~pl.col("connection_status").is_in(
-        [*concepts.NEEDS_ACTION_STATUSES, "pending"]
-    ).fill_null(True)
     cache_stale = (
         pl.col("known_company_name").is_null()
         | pl.col("known_company_fetched_at").is_null()
@@ -88,6 +94,6 @@ def plan_followups(
             (pl.col("known_connected_at").is_null() | pl.col("connection_id").is_in(jobs_for))
             & (pl.col("connection_type") != concepts.ASSISTED).fill_null(True)
         ).alias("need_jobs"),
-        (single_entity & has_company_product & can_answer & cache_stale).alias("need_company"),
+        (wants_company_name() & cache_stale).alias("need_company"),
         pl.col("known_company_fetched_at").alias("company_fetched_at"),
     )

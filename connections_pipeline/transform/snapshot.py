@@ -5,14 +5,14 @@ working token wins) plus one row per staged Connect session.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 
 from connections_pipeline import concepts
 from connections_pipeline.concepts import KIND_CONNECT
 from connections_pipeline.transform import dashboard_rules as rules
-from connections_pipeline.transform.followups import plan_followups
+from connections_pipeline.transform.followups import wants_company_name
 from connections_pipeline.transform.guards import (
     FAILED,
     OTHER_APPLICATION,
@@ -163,11 +163,6 @@ def _live_connections(
     providers: pl.DataFrame,
 ) -> pl.DataFrame:
     blocked = _not_refreshable(inputs, introspections, tokens)
-    # Connections that want Finch's legal name at all (single entity, the company product,
-    # able to answer); whether it was due this run does not matter once none is known.
-    company_due = plan_followups(
-        introspections, inputs.token_source, inputs.previous, inputs.as_of, timedelta(0)
-    ).filter("need_company")["connection_id"]
     freshest = freshest_per_connection(introspections, tokens).filter(
         ~pl.col("connection_id").is_in(blocked.implode())
     )
@@ -195,7 +190,9 @@ def _live_connections(
     # Pending until Finch's legal name arrives: still due this run, or pending before and
     # not answerable now (e.g. in re-auth); the shown name meanwhile is the entity's.
     name_pending = (
-        (pl.col("connection_id").is_in(company_due.implode()) | pl.col("prev_name_pending"))
+        # Finch's legal name applies at all (whether it was due this run does not matter
+        # once none is known), or it was pending before.
+        (wants_company_name() | pl.col("prev_name_pending"))
         & pl.col("legal_name").is_null()
         & previous_legal_name.is_null()
     )

@@ -28,7 +28,7 @@ RUNS = {
         "company",
     ),
     "normalize": (["normalize.py", "--rows", "600", "--workers", "1"], "rows/s"),
-    "sync_requests": (["sync_requests.py", "--connections", "40"], "requests per token"),
+    "sync_requests": (["sync_requests.py", "--connections", "40"], "steady run"),
     "warehouse_load": (["warehouse_load.py", "--rows", "400", "--repeat", "1"], "ratio"),
     "scale_sync-bound": (
         ["scale_sync.py", "bound", "--connections", "40", "--days", "2"],

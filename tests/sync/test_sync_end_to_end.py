@@ -62,6 +62,12 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
         assert set(changed["valid_to"].to_list()) == {second.as_of}
         assert current["connection_key"].n_unique() == current.height
 
+        # Names of connections new in run-2 come alongside the next run's introspections.
+        extra = 0
+        while second.sync_run["company_names_pending"] and extra < 3:
+            extra += 1
+            second = sync_with_resources(f"run-2.{extra}", finch, source, warehouse, NAMES_AT_ONCE)
+        assert second.sync_run["company_names_pending"] == 0
         settled = table_contents(warehouse)
         third = sync_with_resources("run-3", finch, source, warehouse, NAMES_AT_ONCE)
         after = table_contents(warehouse)
@@ -69,6 +75,11 @@ def test_three_syncs_follow_the_dashboard(kind: str, tmp_path: Path, postgres_ur
             if table not in RUN_LOG_TABLES:
                 assert after[table] == rows, f"{table} changed on a sync with nothing new"
         runs = warehouse.read_table("finch_sync_runs")
-        assert sorted(runs["run_id"].to_list()) == ["run-1", "run-2", "run-3"]
+        assert sorted(runs["run_id"].to_list()) == [
+            "run-1",
+            "run-2",
+            *(f"run-2.{n}" for n in range(1, extra + 1)),
+            "run-3",
+        ]
         assert third.request_stats["requests"] <= 1.05 * third.sync_run["tokens"]
     warehouse.dispose()
