@@ -18,5 +18,9 @@ setup(
         MODELS_PACKAGE,
     ],
     package_dir={MODELS_PACKAGE: "dbt_like_sql"},
-    package_data={MODELS_PACKAGE: ["*.sql", "*.yml", "*.yaml"]},
+    package_data={
+        MODELS_PACKAGE: ["*.sql", "*.yml", "*.yaml"],
+        # the HTML report's template, style and script
+        "connections_pipeline.export": ["templates/*"],
+    },
 )

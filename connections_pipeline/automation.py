@@ -10,9 +10,9 @@ import dagster as dg
 
 AUTOMATION_SENSOR_NAME = "connections_after_sync"
 
-# Only assets this code location materializes count as missing: the session ledger
-# `finch_connect_sessions` is an external asset that no run materializes, and would
-# otherwise hold back for ever any model reading it next to a table the sync loads.
+# Only assets this code location materializes count as missing: an external asset (the
+# token and session sources) that no run materializes would otherwise hold back for ever
+# whatever reads it next to a table the sync loads.
 _ANY_DEP_MISSING = dg.AutomationCondition.any_deps_missing().allow(dg.AssetSelection.all())
 
 # Run when an upstream asset was materialized (a sync that raised dg.Failure materializes

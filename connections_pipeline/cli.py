@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         help="load the sync even if its changes look implausible (a held run): only once you "
         "have checked that the change is real",
     )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Dagster's events (debug included) here as they happen, besides the log file",
+    )
     run.set_defaults(handler=_run_sync)
     _add_connect_link(commands)
     _add_webhooks(commands)
@@ -213,11 +219,19 @@ EXIT_FAILED, EXIT_SETTING, EXIT_HELD = 1, 2, 3
 def _run_sync(args: argparse.Namespace) -> int:
     # Runs land in a local Dagster instance (SQLite) that `dagster dev` can show later.
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME.resolve())))
+    # The terminal as it is now: Dagster's own output is sent to the log file below.
+    terminal = sys.stdout
     import dagster as dg
 
-    from connections_pipeline.definitions import EXPORT_JOB_NAME, SYNC_JOB_NAME, defs
+    from connections_pipeline.definitions import (
+        EXPORT_JOB_NAME,
+        REPORT_JOB_NAME,
+        SYNC_JOB_NAME,
+        defs,
+    )
     from connections_pipeline.partitions import all_states_tags
-    from connections_pipeline.run_summary import print_exports, print_summary
+    from connections_pipeline.run_progress import progress_bars
+    from connections_pipeline.run_summary import print_exports, print_report, print_summary
     from connections_pipeline.settings import SettingError
 
     try:
@@ -229,29 +243,37 @@ def _run_sync(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()  # default SQLite storage, said explicitly
     log_file = run_log.start(home)
-    job = definitions.resolve_job_def(SYNC_JOB_NAME)
-    export_job = definitions.resolve_job_def(EXPORT_JOB_NAME)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config=run_log.quiet_console(_sync_config(args)),
-        )
+    verbose = args.verbose
+
+    def execute(name: str, **options: Any) -> Any:
+        job = definitions.resolve_job_def(name)
+        run_config = run_log.console(options.pop("run_config", {}), verbose)
+        with run_log.output_to(log_file, unless=verbose):
+            return job.execute_in_process(
+                instance=instance, raise_on_error=False, run_config=run_config, **options
+            )
+
+    with run_log.output_to(log_file, unless=verbose):
+        instance = dg.DagsterInstance.get()
+    with instance:
+        with progress_bars(terminal):
+            result = execute(SYNC_JOB_NAME, run_config=_sync_config(args))
         run_log.append_events(log_file, instance, result.run_id)
         if not result.success:
             return _failed("sync", result, log_file)
-        print_summary(definitions.resources["warehouse"], result.run_id)
+        print_summary(definitions.resources, result.run_id)
         # All three states in one run, as a single-run backfill over the partition range.
-        exports = export_job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            tags=all_states_tags(),
-            run_config=run_log.quiet_console({}),
-        )
+        exports = execute(EXPORT_JOB_NAME, tags=all_states_tags())
         run_log.append_events(log_file, instance, exports.run_id)
-    if not exports.success:
-        return _failed("export", exports, log_file)
-    print_exports(exports)
+        if not exports.success:
+            return _failed("export", exports, log_file)
+        print_exports(exports)
+        report = execute(REPORT_JOB_NAME)
+        run_log.append_events(log_file, instance, report.run_id)
+    if not report.success:
+        return _failed("report", report, log_file)
+    print_report(report)
+    print(f"Log: {log_file} (-v shows Dagster's events here)")
     return 0
 
 

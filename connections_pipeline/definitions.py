@@ -11,8 +11,9 @@ from connections_pipeline.assets.connect_links import (
     reauth_job,
 )
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
+from connections_pipeline.assets.report import REPORT_GROUP, finch_connections_report
 from connections_pipeline.assets.sql_models import sql_model_assets
-from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
+from connections_pipeline.assets.sync import SOURCE_ASSETS, SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
 from connections_pipeline.settings import (
     build_resources,
@@ -26,6 +27,7 @@ from connections_pipeline.webhook_sensor import webhook_sensor
 
 SYNC_JOB_NAME = "sync_connections"
 EXPORT_JOB_NAME = "export_connections_csv"
+REPORT_JOB_NAME = "publish_connections_report"
 
 
 @dg.definitions
@@ -49,14 +51,22 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.groups(EXPORT_GROUP),
         description="Write the Connections page's CSV export of each connection state.",
     )
+    # Not partitioned: one page holds the three states.
+    report_job = dg.define_asset_job(
+        REPORT_JOB_NAME,
+        selection=dg.AssetSelection.groups(REPORT_GROUP),
+        description="Write the Connections page as one HTML report next to the CSV exports.",
+    )
     return dg.Definitions(
         assets=[
+            *SOURCE_ASSETS,
             with_freshness_policy(sync_finch_connections, _sync_freshness(env)),
             finch_connections_csv,
+            finch_connections_report,
             finch_reauth_queue,
             *sql_model_assets(),
         ],
-        jobs=[sync_job, export_job, create_connect_link_job, reauth_job],
+        jobs=[sync_job, export_job, report_job, create_connect_link_job, reauth_job],
         schedules=[
             dg.ScheduleDefinition(
                 name="sync_connections_schedule",

@@ -6,6 +6,8 @@ events go to the file (and stay in the Dagster instance, for `dagster dev`).
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,27 @@ def start(home: Path) -> Path:
     return path
 
 
-def quiet_console(run_config: dict[str, Any]) -> dict[str, Any]:
-    """`run_config` with Dagster's console logger silenced: its events are stored in the
-    instance and copied to the log file by `append_events`."""
-    return {**run_config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+def console(run_config: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    """`run_config` with Dagster's console logger at DEBUG (`-v`) or silenced: its events are
+    stored in the instance and copied to the log file by `append_events` either way."""
+    level = "DEBUG" if verbose else "CRITICAL"
+    return {**run_config, "loggers": {"console": {"config": {"log_level": level}}}}
+
+
+@contextmanager
+def output_to(path: Path, unless: bool = False) -> Iterator[None]:
+    """Send whatever is printed while the block runs (Dagster's telemetry notice on a new
+    instance, a library's stray output) to the log file instead of the terminal; `unless`
+    leaves the terminal alone."""
+    if unless:
+        yield
+        return
+    with (
+        path.open("a", encoding="utf-8") as handle,
+        redirect_stdout(handle),
+        redirect_stderr(handle),
+    ):
+        yield
 
 
 def append_events(path: Path, instance: Any, run_id: str) -> None:

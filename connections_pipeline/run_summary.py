@@ -1,29 +1,50 @@
-"""What the `run` command prints: the state breakdown, where the data and the CSVs are."""
+"""What the `run` command prints: the state breakdown, where the data, CSVs and report are.
+
+Times are UTC, with whose clock they are: a snapshot's `as_of` is Finch's clock (its `Date`
+header), and the embedded sandbox keeps a simulated clock of its own, which looks wrong
+beside the machine's unless the line says so. Paths and URLs are absolute.
+"""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
+import sqlalchemy as sa
 
 from connections_pipeline.assets.exports import EXPORT_ASSET
+from connections_pipeline.assets.report import REPORT_ASSET
 from connections_pipeline.partitions import CONNECTION_STATES
 from connections_pipeline.redaction import safe_database_url
-from connections_pipeline.resources import WarehouseResource
+from connections_pipeline.warehouse.engine import duckdb_file
+
+TIME = "%Y-%m-%d %H:%M:%S UTC"
 
 
-def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
+def print_summary(resources: Mapping[str, Any], run_id: str) -> None:
     # Settings from the environment are EnvVars until resolved, as in a run.
-    store = warehouse.process_config_and_initialize().open()
+    store = resources["warehouse"].process_config_and_initialize().open()
+    finch = resources["finch"].process_config_and_initialize()
     try:
         current = store.read_current()
         runs = store.read_table("finch_sync_runs").filter(pl.col("run_id") == run_id)
     finally:
         store.dispose()
-    print(f"\nSync {run_id} finished.")
+    run = runs.row(0, named=True) if runs.height else None
+    if run is None:
+        print(f"\nSync {run_id} finished.")
+    else:
+        print(
+            f"\nSync {run_id} {run['status']}: snapshot as of {_utc(run['as_of'])}, "
+            f"{clock_source(finch.embedded)}"
+        )
     print(f"{'state':<14}{'rows':>8}{'needs action':>14}")
     for state in CONNECTION_STATES:
         rows = current.filter(pl.col("state") == state)
         print(f"{state:<14}{rows.height:>8}{int(rows['needs_action'].sum()):>14}")
-    if runs.height:
-        run = runs.row(0, named=True)
+    if run is not None:
         print(
             f"Finch requests: {run['requests']} for {run['tokens']} tokens "
             f"({run['retries']} retries, {run['rate_limited']} rate-limited); "
@@ -32,7 +53,27 @@ def print_summary(warehouse: WarehouseResource, run_id: str) -> None:
         waiting = _waiting(run)
         if waiting:
             print(f"Left for the next runs: {waiting}")
-    print(f"Warehouse: {safe_database_url(store.url)} (schema {store.schema})")
+    print(f"Warehouse: {shown_database_url(store.url)} (schema {store.schema})")
+
+
+def clock_source(embedded: bool, now: datetime | None = None) -> str:
+    """Whose clock a snapshot's time is, said when it is not this machine's."""
+    if not embedded:
+        return "by Finch's clock"
+    moment = now or datetime.now(UTC)
+    return (
+        "by the embedded Finch sandbox's simulated clock "
+        f"(this machine's: {moment.astimezone(UTC).strftime(TIME)})"
+    )
+
+
+def shown_database_url(url: str | sa.URL) -> str:
+    """The warehouse URL without its password, a DuckDB file's path made absolute."""
+    parsed = sa.make_url(url)
+    path = duckdb_file(parsed)
+    if path is not None and not path.is_absolute():
+        parsed = parsed.set(database=str(Path(path).resolve()))
+    return safe_database_url(parsed)
 
 
 def print_exports(result: dg.ExecuteInProcessResult) -> None:
@@ -62,3 +103,17 @@ def _waiting(run: dict) -> str:
             f"{run['company_names_pending']} company names (the entity name shows meanwhile)"
         )
     return "; ".join(parts)
+
+
+def print_report(result: dg.ExecuteInProcessResult) -> None:
+    """Where the HTML report is: the file to open."""
+    [metadata] = [event.metadata for event in result.asset_materializations_for_node(REPORT_ASSET)]
+    latest = metadata["latest_path"]
+    print(f"Report: {metadata['path'].value}")
+    if hasattr(latest, "value"):
+        print(f"        {latest.value}")
+
+
+def _utc(moment: datetime) -> str:
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.strftime(TIME)

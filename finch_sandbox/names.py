@@ -1,7 +1,7 @@
 """Company and customer names, including the hostile ones a CSV export must survive.
 
 Payroll systems hold whatever an administrator typed: Unicode, commas, quotes, line breaks,
-and strings a spreadsheet would execute. The dataset plants every such case so the
+markup, and strings a spreadsheet would execute. The dataset plants every such case so the
 pipeline's escaping and formula neutralisation are tested against realistic input.
 """
 
@@ -17,7 +17,8 @@ HOSTILE_COMPANY_NAMES: tuple[str, ...] = (
     "日本テクノロジー株式会社",
     "🚀 Rocket Payroll Labs LLC",
     "Smith, Jones, and Partners LLP",
-    'The "Best" Widgets, Inc.',
+    # markup: a page that shows it must show it as text, and nothing in it may run
+    'The "Best" <img src=x onerror="alert(1)"> Widgets, Inc.',
     "North Line Holdings\nSecond Line Ltd",
     '=HYPERLINK("http://example.com/x","Click me")',
     "+1 Staffing Solutions",
@@ -32,7 +33,7 @@ HOSTILE_COMPANY_NAMES: tuple[str, ...] = (
 
 HOSTILE_CUSTOMER_NAMES: tuple[str, ...] = (
     "Zoë's Café, Inc.",
-    'Acme "Prime" Customer',
+    'Acme "Prime" <script>alert(document.domain)</script> Customer',
     "=cmd|' /C calc'!A0",
     "顧客 株式会社",
     "Line One\nLine Two Customer",

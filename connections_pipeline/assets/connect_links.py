@@ -4,6 +4,12 @@ the opt-in re-auth queue asset, which creates reauthentication links."""
 import dagster as dg
 
 from connections_pipeline.assets.failures import opened_warehouse, setting_failure
+from connections_pipeline.assets.table_schemas import (
+    COLUMN_SCHEMA,
+    ROW_COUNT,
+    ROWS_CHANGED,
+    column_schema,
+)
 from connections_pipeline.connect_links import (
     ConnectLinkError,
     ConnectLinkRequest,
@@ -20,7 +26,13 @@ from connections_pipeline.resources import (
     FinchResource,
     WarehouseResource,
 )
-from connections_pipeline.warehouse import WarehouseConnectionError
+from connections_pipeline.warehouse import (
+    CONNECT_SESSIONS,
+    CONNECTIONS,
+    CONNECTIONS_HISTORY,
+    WarehouseConnectionError,
+)
+from connections_pipeline.warehouse.columns import REAUTH_QUEUE_TABLE_COLUMNS
 
 CONNECT_LINK_JOB_NAME = "create_connect_link"
 REAUTH_JOB_NAME = "reauthenticate_connections"
@@ -95,10 +107,11 @@ class ReauthConfig(dg.Config):
     name="finch_reauth_queue",
     group_name=REAUTH_GROUP,
     kinds={"python"},
-    deps=["finch_connections"],
+    deps=[CONNECTIONS, CONNECTIONS_HISTORY, CONNECT_SESSIONS],
     pool=FINCH_POOL,
+    metadata={COLUMN_SCHEMA: column_schema(REAUTH_QUEUE_TABLE_COLUMNS)},
     description="Live connections in reauth, each with one open reauthentication link, "
-    "days in reauth and the customer to contact; also written as reauth_queue.csv.",
+    "days in reauth and the customer to contact; also written as `reauth_queue.csv`.",
 )
 def finch_reauth_queue(
     context: dg.AssetExecutionContext,
@@ -137,7 +150,9 @@ def finch_reauth_queue(
     )
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": queue.height,
+            # The table is replaced whole: its rows are this run's.
+            ROW_COUNT: queue.height,
+            ROWS_CHANGED: queue.height,
             "links_created": len(outcome.created),
             "links_failed": len(outcome.failed),
             "links_unknown": len(outcome.unknown),

@@ -13,8 +13,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from connections_pipeline.assets.failures import opened_warehouse, setting_failure
+from connections_pipeline.assets.table_schemas import export_schema
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import (
+    DASHBOARD_COLUMNS,
     ISO_8601_UTC,
     ColumnFilter,
     ExportOptions,
@@ -83,6 +85,8 @@ with warnings.catch_warnings():
         kinds={"csv", "python"},
         partitions_def=connection_state_partitions,
         deps=[dg.AssetDep(CONNECTIONS)],
+        # The file's columns, as the Dashboard heads them (configured extra columns follow).
+        metadata=export_schema(DASHBOARD_COLUMNS, CONNECTIONS),
         backfill_policy=_single_run_backfill,
         automation_condition=AFTER_UPSTREAM,
         # Transient trouble (a DuckDB file locked by another run, a network error on upload)

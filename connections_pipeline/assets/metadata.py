@@ -1,25 +1,39 @@
 """What each sync asset reports: row counts, a state breakdown, request statistics."""
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from connections_pipeline.assets.table_schemas import ROW_COUNT, ROWS_CHANGED, TABLE_NAME
 from connections_pipeline.concepts import STATES
 from connections_pipeline.export import ISO_8601_UTC
 from connections_pipeline.export.table import cell_text, markdown_preview
 from connections_pipeline.sync.run import SyncResult
+from connections_pipeline.warehouse.load import LoadSummary
 
 PREVIEW_COLUMNS = ["state", "company_name", "connection_status", "connection_type", "provider_name"]
 PREVIEW_ROWS = 10
+# Where the sync's progress also goes as structured records (`endpoint`, `done`, `total`),
+# for a front end such as the command line's progress bars.
+PROGRESS_LOGGER = "connections_pipeline.progress"
 
 
 def progress_logger(log: Any, every_percent: int = 10) -> Callable[[str, int, int], None]:
     """Log 'introspect 120/200' roughly every `every_percent` of each endpoint's calls."""
     last_logged: dict[str, int] = {}
+    progress = logging.getLogger(PROGRESS_LOGGER)
 
     def report(endpoint: str, done: int, total: int) -> None:
+        progress.debug(
+            "%s %d/%d",
+            endpoint,
+            done,
+            total,
+            extra={"endpoint": endpoint, "done": done, "total": total},
+        )
         step = max(1, total * every_percent // 100)
         if done == total or done - last_logged.get(endpoint, 0) >= step:
             last_logged[endpoint] = done
@@ -72,8 +86,17 @@ def _coverage(result: SyncResult) -> dict[str, Any]:
     }
 
 
-def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
-    """Metadata per sync asset key."""
+def sync_metadata(
+    result: SyncResult, row_counts: Mapping[str, int], schema: str
+) -> dict[str, dict[str, Any]]:
+    """Metadata per sync asset key.
+
+    Args:
+        result: what the run did.
+        row_counts: each table's rows once the run committed: `dagster/row_count` is the
+            table's size, and `rows_changed_this_run` what this run wrote or changed.
+        schema: the warehouse schema of the tables (for `dagster/table_name`).
+    """
     stats = result.request_stats
     requests = {
         "requests": stats["requests"],
@@ -83,52 +106,77 @@ def sync_metadata(result: SyncResult) -> dict[str, dict[str, Any]]:
     }
     connections = result.connections
     preview = connections.select(PREVIEW_COLUMNS).head(PREVIEW_ROWS)
-    return {
+    load = result.load
+    metadata: dict[str, dict[str, Any]] = {
         "finch_raw_responses": {
             **requests,
             "tokens": result.sync_run["tokens"],
             "token_outcomes": dg.MetadataValue.json(result.token_outcomes),
-            "dagster/row_count": stats["requests"],
+            ROWS_CHANGED: result.raw_responses,
         },
         "finch_connections": {
-            "dagster/row_count": connections.height,
             "state_breakdown": state_breakdown(connections),
             "quarantined_rows": result.quarantine.height,
             "stale_rows": int(connections["stale"].sum()),
             "sync_status": result.status,
             "as_of": result.as_of.isoformat(),
             "preview": dg.MetadataValue.md(_markdown(preview)),
+            **_current_changes(load),
             **_coverage(result),
         },
         "finch_connections_history": _history_metadata(result),
-        "finch_connection_entities": {"dagster/row_count": result.entity_validation.valid.height},
+        "finch_connection_entities": {ROWS_CHANGED: load.entities if load else 0},
         "finch_tokens": {
             "tokens_this_run": result.sync_run["tokens"],
             "token_outcomes": dg.MetadataValue.json(result.token_outcomes),
+            ROWS_CHANGED: load.tokens if load else 0,
         },
         "finch_quarantine": {
-            "quarantined_this_run": result.quarantine.height,
             "source_rows_rejected": result.sync_run["source_rows_rejected"],
+            ROWS_CHANGED: result.quarantine.height,
         },
-        "finch_connect_sessions": {"sessions_added": result.new_sessions},
+        "finch_connect_sessions": {
+            "sessions_added": result.new_sessions,
+            "sessions_updated": result.sessions_updated,
+            ROWS_CHANGED: result.new_sessions + result.sessions_updated,
+        },
         "finch_sync_runs": {
-            "dagster/row_count": 1,
             "status": result.status,
             "status_reason": result.sync_run["status_reason"] or "",
             **requests,
             "duration_seconds": round(result.sync_run["duration_seconds"], 2),
             "state_breakdown": state_breakdown(connections),
+            ROWS_CHANGED: 1,
         },
+    }
+    for key, entries in metadata.items():
+        entries[ROW_COUNT] = row_counts[key]
+        entries[TABLE_NAME] = f"{schema}.{key}"
+    return metadata
+
+
+def _current_changes(load: LoadSummary | None) -> dict[str, int]:
+    """What the load did to the current table: rows inserted, updated and deleted."""
+    if load is None:
+        return {ROWS_CHANGED: 0}
+    return {
+        ROWS_CHANGED: load.inserted + load.updated + load.deleted,
+        "rows_inserted": load.inserted,
+        "rows_updated": load.updated,
+        "rows_deleted": load.deleted,
     }
 
 
 def _history_metadata(result: SyncResult) -> dict[str, Any]:
     """What the load did to the history: versions opened and closed by this run."""
     if result.load is None:
-        return {}
+        return {ROWS_CHANGED: 0}
     return {
         "versions_opened": result.load.history_opened,
         "versions_closed": result.load.history_closed,
+        ROWS_CHANGED: result.load.history_opened
+        + result.load.history_closed
+        + result.load.history_replaced,
     }
 
 

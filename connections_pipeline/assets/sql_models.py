@@ -3,8 +3,8 @@
 One asset per model (not one multi-asset) so that a broken model fails only its own step:
 Dagster skips the models downstream of it and still builds the others. Dependencies come
 from parsing each model's SQL with sqlglot: a `finch_*` table is the sync's asset of that
-name (`finch_connect_sessions`, the session ledger, is an external asset), another model's
-name is that model's asset.
+name, another model's name is that model's asset. Each model's columns (names, types, and
+the registry's description of each column it passes through) are resolved from its SQL.
 """
 
 from pathlib import Path
@@ -12,9 +12,12 @@ from pathlib import Path
 import dagster as dg
 
 from connections_pipeline.assets.failures import opened_warehouse
+from connections_pipeline.assets.table_schemas import COLUMN_SCHEMA
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.sql_models import SqlModel, load_models
+from connections_pipeline.sql_models.columns import ModelColumn, model_columns
+from connections_pipeline.warehouse.columns import TABLE_COLUMNS
 from connections_pipeline.warehouse.sql_models import SqlModelRunError, build_model, failing_rows
 
 SQL_MODELS_GROUP = "sql_models"
@@ -28,10 +31,26 @@ def sql_model_assets(models_dir: Path | None = None) -> list[dg.AssetsDefinition
     """
     models = load_models(models_dir)
     names = {model.name for model in models}
-    return [_model_asset(model, names) for model in models]
+    columns = model_columns(models, TABLE_COLUMNS)
+    return [_model_asset(model, names, columns[model.name]) for model in models]
 
 
-def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
+def _column_schema(columns: tuple[ModelColumn, ...]) -> dict[str, dg.TableSchema]:
+    """The model's columns for the UI, when sqlglot could resolve them from its SQL."""
+    if not columns:
+        return {}
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(column.name, column.type, description=column.description)
+            for column in columns
+        ]
+    )
+    return {COLUMN_SCHEMA: schema}
+
+
+def _model_asset(
+    model: SqlModel, model_names: set[str], columns: tuple[ModelColumn, ...]
+) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(name) for name in model.reads if name != model.name]
     check_specs = [
         dg.AssetCheckSpec(
@@ -62,6 +81,7 @@ def _model_asset(model: SqlModel, model_names: set[str]) -> dg.AssetsDefinition:
             "materialized": model.materialized,
             "reads": ", ".join(model.reads),
             "reads_models": ", ".join(name for name in model.reads if name in model_names),
+            **_column_schema(columns),
         },
     )
     def _build(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

@@ -18,6 +18,12 @@ from connections_pipeline.assets.failures import (
     setting_failure,
 )
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
+from connections_pipeline.assets.table_schemas import (
+    ROW_COUNT,
+    ROWS_CHANGED,
+    TABLE_NAME,
+    table_schema_metadata,
+)
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.pools import FINCH_POOL
@@ -32,8 +38,22 @@ from connections_pipeline.resources.sync_guard import SyncGuardError
 from connections_pipeline.sources.records import TokenSourceError
 from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings, run_sync
 from connections_pipeline.transform.guards import Verdict
-from connections_pipeline.warehouse import RUN_HELD, Warehouse, WarehouseConnectionError
+from connections_pipeline.warehouse import (
+    CONNECT_SESSIONS,
+    CONNECTION_ENTITIES,
+    CONNECTIONS,
+    CONNECTIONS_HISTORY,
+    QUARANTINE,
+    RAW_RESPONSES,
+    RUN_HELD,
+    SYNC_RUNS,
+    TOKENS,
+    WEBHOOK_EVENTS,
+    Warehouse,
+    WarehouseConnectionError,
+)
 from connections_pipeline.webhooks.settle import (
+    LEFT_WAITING,
     InboxWork,
     Settled,
     inbox_work,
@@ -49,19 +69,80 @@ ENTITIES_VALID = "entities_pass_schema"
 TOKENS_ANSWERED = "every_token_answered"
 SNAPSHOT_TRUSTED = "snapshot_is_plausible"
 
-SYNC_ASSETS = {
-    "finch_raw_responses": "Every Finch response of each run (JSON, fetch time, token "
-    "fingerprint, outcome), so a run can be replayed without Finch.",
-    "finch_connections": "The Connections page: one row per connection and per staged session.",
-    "finch_connections_history": "SCD type 2 history of the tracked connection attributes.",
-    "finch_connection_entities": "One row per entity of each live connection.",
-    "finch_sync_runs": "One row per sync: counts per state, requests, retries, 429s, duration.",
-    "finch_tokens": "One row per access token ever read, by fingerprint: its connection and "
-    "its last outcome.",
-    "finch_quarantine": "Records that could not be loaded (a Finch answer, a row, a token or "
-    "session source row), with the reason.",
-    "finch_connect_sessions": "The Connect-session ledger: links this pipeline or the "
-    "application created, and their progress (pending, completed, expired).",
+SOURCES_GROUP = "finch_sources"
+TOKEN_SOURCE = "finch_token_source"
+SESSION_SOURCE = "finch_session_source"
+WEBHOOK_SOURCE = "finch_webhook_deliveries"
+# What the sync reads but no run of this code location writes: the application's own records.
+SOURCE_ASSETS = [
+    dg.AssetSpec(
+        TOKEN_SOURCE,
+        description="The application's Finch access tokens, with what `POST /auth/token` "
+        "answered: `CONNECTIONS_TOKENS_FILE`, or `CONNECTIONS_TOKENS_URL` with "
+        "`CONNECTIONS_TOKENS_QUERY` (the embedded sandbox's tokens by default). Read by every "
+        "sync; the tokens themselves are never stored.",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+    dg.AssetSpec(
+        SESSION_SOURCE,
+        description="Connect sessions the application created outside this pipeline: "
+        "`CONNECTIONS_SESSIONS_FILE` or `CONNECTIONS_SESSIONS_QUERY` (optional).",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+    dg.AssetSpec(
+        WEBHOOK_SOURCE,
+        description="Finch's webhook deliveries (`account.updated`, job completions), "
+        "verified and stored in `finch_webhook_events` by `connections-pipeline webhooks "
+        "serve` (optional).",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+]
+
+# Each table the sync step writes, what it holds, and what it is built from: the Finch
+# answers (`finch_raw_responses`) and the application's records. Upstream tables first.
+SYNC_ASSETS: dict[str, tuple[str, tuple[str, ...]]] = {
+    RAW_RESPONSES: (
+        "Every Finch response of each run (JSON, fetch time, token fingerprint, outcome), so "
+        "a run can be replayed without Finch.",
+        (TOKEN_SOURCE,),
+    ),
+    CONNECT_SESSIONS: (
+        "The Connect-session ledger: links this pipeline or the application created, and "
+        "their progress (pending, completed, expired), completed from the connections Finch "
+        "answered for.",
+        (SESSION_SOURCE, RAW_RESPONSES),
+    ),
+    TOKENS: (
+        "One row per access token ever read, by fingerprint: its connection and its last outcome.",
+        (TOKEN_SOURCE, RAW_RESPONSES),
+    ),
+    CONNECTIONS: (
+        "The Connections page: one row per connection and per staged session.",
+        (RAW_RESPONSES, CONNECT_SESSIONS, TOKENS),
+    ),
+    CONNECTIONS_HISTORY: (
+        "SCD type 2 history of the tracked connection attributes.",
+        (CONNECTIONS,),
+    ),
+    CONNECTION_ENTITIES: ("One row per entity of each live connection.", (RAW_RESPONSES,)),
+    QUARANTINE: (
+        "Records that could not be loaded (a Finch answer, a row, a token or session source "
+        "row), with the reason.",
+        (TOKEN_SOURCE, SESSION_SOURCE, RAW_RESPONSES),
+    ),
+    SYNC_RUNS: (
+        "One row per sync: counts per state, requests, retries, 429s, duration, status.",
+        (RAW_RESPONSES, CONNECTIONS, QUARANTINE),
+    ),
+    WEBHOOK_EVENTS: (
+        "The webhook inbox, one row per Finch event: the receiver stores it, and the sync "
+        "that answered it (the targeted sync the webhook sensor launched, or a full sync) "
+        "marks it processed.",
+        (WEBHOOK_SOURCE, RAW_RESPONSES),
+    ),
 }
 
 
@@ -85,8 +166,15 @@ class SyncConfig(dg.Config):
 @dg.multi_asset(
     name=SYNC_OP,
     specs=[
-        dg.AssetSpec(key, description=description, group_name=SYNC_GROUP, kinds={"python"})
-        for key, description in SYNC_ASSETS.items()
+        dg.AssetSpec(
+            key,
+            description=description,
+            deps=deps,
+            group_name=SYNC_GROUP,
+            kinds={"python"},
+            metadata=table_schema_metadata(key),
+        )
+        for key, (description, deps) in SYNC_ASSETS.items()
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -170,6 +258,9 @@ def sync_finch_connections(
                 allow_retries=False,
             ) from None
         settled = _settle(context, store, work, started)
+        # Rows in each table once the run's transaction committed, for `dagster/row_count`.
+        row_counts = store.row_counts(SYNC_ASSETS)
+        table_prefix = store.schema
     context.log.info(
         "Synced as of %s (%s): %s; %d quarantined",
         result.as_of.isoformat(),
@@ -179,10 +270,15 @@ def sync_finch_connections(
     )
     if result.sync_run["status_reason"]:
         context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
-    for key, metadata in sync_metadata(result).items():
-        if key == "finch_connections":
-            metadata = {**metadata, **_webhook_metadata(work, settled)}
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    metadata = sync_metadata(result, row_counts, table_prefix)
+    metadata[WEBHOOK_EVENTS] = {
+        **_webhook_metadata(work, settled),
+        ROW_COUNT: row_counts[WEBHOOK_EVENTS],
+        TABLE_NAME: f"{table_prefix}.{WEBHOOK_EVENTS}",
+    }
+    # In SYNC_ASSETS' order: Dagster wants a multi-asset's outputs upstream first.
+    for key in SYNC_ASSETS:
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
     yield _trust_check(result.verdict, result)
     yield dg.AssetCheckResult(
         check_name=CONNECTIONS_VALID,
@@ -280,8 +376,11 @@ def _settle(
 
 def _webhook_metadata(work: InboxWork | None, settled: Settled | int) -> dict[str, Any]:
     if work is None or not isinstance(settled, Settled):
-        return {"sync_scope": "full", "webhook_events_answered": int(settled)}
+        answered = int(settled)
+        return {"sync_scope": "full", "webhook_events_answered": answered, ROWS_CHANGED: answered}
+    marked = sum(n for outcome, n in settled.counts.items() if outcome != LEFT_WAITING)
     return {
+        ROWS_CHANGED: marked,
         "sync_scope": "targeted",
         "targeted_connections": len(work.targets.connection_ids),
         "webhook_events": dg.MetadataValue.json(settled.counts),

@@ -1,4 +1,4 @@
-"""What a CSV export contains: the Dashboard's columns, the sorts it offers, file names."""
+"""What an export contains: the Dashboard's columns, the sorts it offers, file names."""
 
 from datetime import date
 
@@ -38,9 +38,9 @@ def dated_file_pattern(state: str) -> str:
 
 
 def day_of_dated_file(name: str) -> date | None:
-    """The day in a dated file's name, None for any other name."""
+    """The day in a dated file's name (CSV or report), None for any other name."""
     try:
-        return date.fromisoformat(name.removesuffix(".csv").rsplit("_", 1)[-1])
+        return date.fromisoformat(name.rsplit(".", 1)[0].rsplit("_", 1)[-1])
     except ValueError:
         return None
 
@@ -48,3 +48,18 @@ def day_of_dated_file(name: str) -> date | None:
 def latest_file_name(state: str) -> str:
     """`connections_live_latest.csv`: a stable name that always holds the newest export."""
     return f"connections_{state}_latest.csv"
+
+
+def dated_report_name(day: date) -> str:
+    """`connections_report_2026-11-29.html`: the HTML report of the snapshot of `day`."""
+    return f"connections_report_{day.isoformat()}.html"
+
+
+def report_file_pattern() -> str:
+    """A glob matching every dated report."""
+    return "connections_report_????-??-??.html"
+
+
+def latest_report_name() -> str:
+    """`connections_report_latest.html`: a stable name for the newest report."""
+    return "connections_report_latest.html"

@@ -1,7 +1,8 @@
 """One state's export, from the snapshot to its two files."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -60,12 +61,14 @@ def export_state(
     rows = render_rows(select_rows(current, state, options), options)
     data = encode_csv(header, rows)
     day = (as_of if as_of.tzinfo is None else as_of.astimezone(UTC)).date()
-    path = destination.write(dated_file_name(state, day), data)
-    newest = max(
-        filter(None, map(day_of_dated_file, destination.names(dated_file_pattern(state)))),
-        default=day,
+    path, latest_path = write_dated_and_latest(
+        destination,
+        data,
+        day,
+        dated=lambda day: dated_file_name(state, day),
+        latest=latest_file_name(state),
+        pattern=dated_file_pattern(state),
     )
-    latest_path = None if newest > day else destination.write(latest_file_name(state), data)
     return StateExport(
         state=state,
         rows=len(rows),
@@ -73,3 +76,23 @@ def export_state(
         latest_path=latest_path,
         preview=markdown_preview(header, rows[:PREVIEW_ROWS]),
     )
+
+
+def write_dated_and_latest(
+    destination: Destination,
+    data: bytes,
+    day: date,
+    *,
+    dated: Callable[[date], str],
+    latest: str,
+    pattern: str,
+) -> tuple[str, str | None]:
+    """Write `data` as the dated file of `day` and, unless the destination holds a dated
+    file (matching `pattern`) of a later day, as `latest` too.
+
+    Returns:
+        The dated file's location, and the latest file's (None when it was left alone).
+    """
+    path = destination.write(dated(day), data)
+    newest = max(filter(None, map(day_of_dated_file, destination.names(pattern))), default=day)
+    return path, (None if newest > day else destination.write(latest, data))

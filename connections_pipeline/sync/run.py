@@ -90,6 +90,10 @@ class SyncResult:
     token_outcomes: dict[str, int] = field(default_factory=dict)
     load: LoadSummary | None = None
     new_sessions: int = 0
+    # Stored sessions whose status this run changed (pending to completed or expired, ...).
+    sessions_updated: int = 0
+    # Finch answers kept in finch_raw_responses for this run.
+    raw_responses: int = 0
 
     @property
     def status(self) -> str:
@@ -218,6 +222,8 @@ def _sync(
         batch.duplicate_rows,
     )
     result.new_sessions = new_sessions.height
+    result.sessions_updated = _status_changes(stored_sessions, snapshot.session_progress)
+    result.raw_responses = extraction.raw.height
     if result.status == RUN_HELD:
         warehouse.record_unloaded_run(run_id, result.as_of, result.sync_run, extraction.raw)
         raise SyncHeld(result)
@@ -240,6 +246,13 @@ def _sync(
         )
     )
     return result
+
+
+def _status_changes(stored: pl.DataFrame, progress: pl.DataFrame) -> int:
+    """How many stored sessions `progress` gives another status."""
+    before = stored.select("session_id", pl.col("status").alias("before"))
+    joined = progress.select("session_id", "status").join(before, on="session_id")
+    return joined.filter(pl.col("status").ne_missing(pl.col("before"))).height
 
 
 async def _extract(

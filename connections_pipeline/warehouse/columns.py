@@ -14,31 +14,33 @@ UTC_DATETIME = pl.Datetime("us", "UTC")
 
 
 class Column(NamedTuple):
-    """One warehouse column: its name, its Polars dtype and whether it may be null."""
+    """One warehouse column: its name, its Polars dtype, whether it may be null, and what it
+    holds (the column's description in Dagster's UI)."""
 
     name: str
     dtype: pl.DataType
     nullable: bool = True
+    description: str = ""
 
 
-def _text(name: str, nullable: bool = True) -> Column:
-    return Column(name, pl.Utf8(), nullable)
+def _text(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Utf8(), nullable, description)
 
 
-def _int(name: str, nullable: bool = True) -> Column:
-    return Column(name, pl.Int32(), nullable)
+def _int(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Int32(), nullable, description)
 
 
-def _float(name: str, nullable: bool = True) -> Column:
-    return Column(name, pl.Float64(), nullable)
+def _float(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Float64(), nullable, description)
 
 
-def _bool(name: str, nullable: bool = True) -> Column:
-    return Column(name, pl.Boolean(), nullable)
+def _bool(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Boolean(), nullable, description)
 
 
-def _ts(name: str, nullable: bool = True) -> Column:
-    return Column(name, UTC_DATETIME, nullable)
+def _ts(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, UTC_DATETIME, nullable, description)
 
 
 CONNECTIONS = "finch_connections"
@@ -52,44 +54,75 @@ CONNECT_SESSIONS = "finch_connect_sessions"
 WEBHOOK_EVENTS = "finch_webhook_events"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
-    _text("connection_key", nullable=False),
-    _text("state", nullable=False),
-    _text("connection_id"),
-    _text("session_id"),
-    _text("company_name"),
-    _text("company_id"),
-    _text("customer_name"),
-    _text("customer_id"),
-    _text("customer_email"),
-    _int("entity_count"),
-    _text("connection_status"),
+    _text("connection_key", "Connection ID, or the session ID of a staged row", nullable=False),
+    _text("state", "live, staged or disconnected: the Connections page's tab", nullable=False),
+    _text("connection_id", "Finch's connection ID (blank when staged)"),
+    _text("session_id", "The Connect session that created or stages the connection"),
+    _text(
+        "company_name",
+        "Legal name from the payroll system; 'Multi-entity connection' for several entities",
+    ),
+    _text("company_id", "Finch's company ID"),
+    _text("customer_name", "customer_name given when the Connect session was created"),
+    _text("customer_id", "customer_id given when the Connect session was created"),
+    _text("customer_email", "customer_email given when the Connect session was created"),
+    _int("entity_count", "Number of connected entities (1 for single-entity)"),
+    _text(
+        "connection_status",
+        "Finch's status code (reauth, error_permissions, ...); disconnected when disconnected",
+    ),
     # The Dashboard's label of connection_status: "Re-auth" for `reauth`, and so on.
-    _text("connection_status_label"),
-    _bool("needs_action", nullable=False),
-    _ts("last_synced_at"),
-    _text("connection_type"),
-    _int("expected_refresh_hours"),
-    _bool("sync_overdue", nullable=False),
-    _ts("connected_at"),
-    _text("provider_id"),
-    _text("provider_name"),
-    _text("products"),
-    _ts("session_expires_at"),
-    _int("token_count"),
-    _text("working_token_fingerprint"),
-    _ts("first_seen_at", nullable=False),
-    _ts("last_seen_at", nullable=False),
-    _ts("disconnected_at"),
-    _ts("company_fetched_at"),
-    # True while `company_name` is the entity name from `/introspect` because the company
-    # lookup is still due (spread over runs by the company share); false once Finch's
-    # `/employer/company` answered, or when none is needed.
-    _bool("company_name_pending", nullable=False),
-    _text("last_error"),
+    _text(
+        "connection_status_label",
+        "The Dashboard's label of connection_status (Connected, Re-auth, ...)",
+    ),
+    _bool(
+        "needs_action",
+        "True when the employer must act (re-auth or an error); such rows stay Live",
+        nullable=False,
+    ),
+    _ts("last_synced_at", "When Finch's most recent sync of the connection completed (UTC)"),
+    _text(
+        "connection_type",
+        "Automated, Assisted or 'Automated, Assisted', from the authentication methods",
+    ),
+    _int(
+        "expected_refresh_hours", "How often Finch refreshes it: 24 (Automated) or 168 (Assisted)"
+    ),
+    _bool(
+        "sync_overdue",
+        "True when last_synced_at is older than the expected refresh, by Finch's clock",
+        nullable=False,
+    ),
+    _ts("connected_at", "When the connection was created (UTC)"),
+    _text("provider_id", "Finch's ID of the payroll provider"),
+    _text("provider_name", "The payroll provider's display name"),
+    _text("products", "Finch products granted, comma-separated"),
+    _ts("session_expires_at", "When the staged Connect session expires (UTC)"),
+    _int("token_count", "Access tokens known for the connection"),
+    _text(
+        "working_token_fingerprint",
+        "Short SHA-256 fingerprint of the token that answered; never the token",
+    ),
+    _ts("first_seen_at", "First sync that saw the row (UTC)", nullable=False),
+    _ts("last_seen_at", "Last sync that saw the row (UTC)", nullable=False),
+    _ts("disconnected_at", "First sync that saw the connection disconnected (UTC)"),
+    _ts("company_fetched_at", "When the company name was last read from Finch (UTC)"),
+    _bool(
+        "company_name_pending",
+        "True while company_name is the entity name from /introspect: Finch's legal name "
+        "is still to be fetched (company names are spread over runs)",
+        nullable=False,
+    ),
+    _text("last_error", "Why the last call for it did not answer ok, if it did not"),
     # True when this run could not refresh the row (its token failed): the values are the
     # last ones Finch gave, `last_error` says why.
-    _bool("stale", nullable=False),
-    _text("run_id", nullable=False),
+    _bool(
+        "stale",
+        "True when the last run could not refresh the row: its values are the last Finch gave",
+        nullable=False,
+    ),
+    _text("run_id", "The sync run that last changed the row", nullable=False),
 )
 
 # Attributes whose change opens a new history version. Everything else in the snapshot
@@ -115,73 +148,82 @@ TRACKED_ATTRIBUTES: tuple[str, ...] = (
 _CONNECTION_DTYPES = {column.name: column for column in CONNECTIONS_COLUMNS}
 
 CONNECTIONS_HISTORY_COLUMNS: tuple[Column, ...] = (
-    _text("connection_key", nullable=False),
-    _ts("valid_from", nullable=False),
-    _ts("valid_to"),
-    _bool("is_current", nullable=False),
-    _text("run_id", nullable=False),
+    _text("connection_key", "Connection ID, or the session ID of a staged row", nullable=False),
+    _ts("valid_from", "Start of this version (the sync that opened it)", nullable=False),
+    _ts("valid_to", "End of this version; null while current"),
+    _bool("is_current", "True for the connection's current version", nullable=False),
+    _text("run_id", "The sync run that opened this version", nullable=False),
     *(_CONNECTION_DTYPES[name] for name in TRACKED_ATTRIBUTES),
 )
 
 CONNECTION_ENTITIES_COLUMNS: tuple[Column, ...] = (
-    _text("connection_id", nullable=False),
-    _text("entity_id", nullable=False),
-    _text("entity_name"),
-    _text("source_id"),
-    _text("entity_status"),
-    _text("run_id", nullable=False),
+    _text("connection_id", "The live connection the entity belongs to", nullable=False),
+    _text("entity_id", "Finch's entity ID", nullable=False),
+    _text("entity_name", "The entity's name from /introspect"),
+    _text("source_id", "The entity's ID in the payroll system"),
+    _text("entity_status", "The entity's status (connected, disconnected, ...)"),
+    _text("run_id", "The sync run that wrote the row", nullable=False),
 )
 
 TOKENS_COLUMNS: tuple[Column, ...] = (
-    _text("token_fingerprint", nullable=False),
-    _text("connection_id"),
-    _ts("first_seen_at", nullable=False),
-    _ts("last_seen_at", nullable=False),
-    _text("last_outcome"),
-    _ts("last_ok_at"),
+    _text(
+        "token_fingerprint",
+        "Short SHA-256 fingerprint of the access token; never the token",
+        nullable=False,
+    ),
+    _text("connection_id", "The connection the token belongs to, when known"),
+    _ts("first_seen_at", "First sync that read the token (UTC)", nullable=False),
+    _ts("last_seen_at", "Last sync that read the token (UTC)", nullable=False),
+    _text(
+        "last_outcome", "Outcome of the token's last /introspect (ok, invalid_token, failed, ...)"
+    ),
+    _ts("last_ok_at", "Last time the token answered ok (UTC)"),
     # Why the token's last /introspect did not answer ok (null when it did).
-    _text("last_error"),
+    _text("last_error", "Why the token's last /introspect did not answer ok (null when it did)"),
 )
 
 SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
-    _text("run_id", nullable=False),
-    _ts("started_at"),
-    _ts("finished_at"),
-    _ts("as_of", nullable=False),
-    _float("duration_seconds"),
-    _int("tokens"),
-    _int("live"),
-    _int("staged"),
-    _int("disconnected"),
-    _int("quarantined"),
-    _int("requests"),
-    _int("retries"),
-    _int("rate_limited"),
-    _int("invalid_tokens"),
+    _text("run_id", "The Dagster run ID of the sync", nullable=False),
+    _ts("started_at", "When the sync started (UTC)"),
+    _ts("finished_at", "When the sync finished (UTC)"),
+    _ts("as_of", "Finch's clock (its Date header) when the sync ran (UTC)", nullable=False),
+    _float("duration_seconds", "Wall time of the sync"),
+    _int("tokens", "Access tokens read from the token source"),
+    _int("live", "Live connections in the snapshot"),
+    _int("staged", "Staged sessions in the snapshot"),
+    _int("disconnected", "Disconnected connections in the snapshot"),
+    _int("quarantined", "Records quarantined by the run"),
+    _int("requests", "Requests sent to Finch"),
+    _int("retries", "Requests retried"),
+    _int("rate_limited", "Answers 429 (rate limited)"),
+    _int("invalid_tokens", "Tokens answering 401 invalid_token_error"),
     # Live connections whose status is `reauth`, and all live connections needing action.
-    _int("needs_reauth"),
-    _int("needs_action"),
+    _int("needs_reauth", "Live connections in reauth"),
+    _int("needs_action", "Live connections needing action"),
     # Tokens whose /introspect answered 401 authentication_error (reauthenticate_user).
-    _int("reauth_tokens"),
-    _int("failed_tokens"),
+    _int("reauth_tokens", "Tokens whose /introspect answered 401 authentication_error"),
+    _int("failed_tokens", "Tokens without a usable answer after retries"),
     # success, partial, held or failed (RUN_STATUSES); status_reason says why when not success.
-    _text("status"),
-    _text("status_reason"),
-    _bool("accepted_mass_change"),
-    _int("previous_live"),
-    _int("leaving_live"),
-    _int("newly_invalid_tokens"),
-    _int("other_application_tokens"),
-    _int("failed_followups"),
-    _int("source_rows_rejected"),
-    _int("source_duplicate_rows"),
+    _text("status", "success, partial, held or failed"),
+    _text("status_reason", "Why the run is not success"),
+    _bool("accepted_mass_change", "True when a person accepted an implausible change"),
+    _int("previous_live", "Live connections before the run"),
+    _int("leaving_live", "Live connections the run would move out of Live"),
+    _int("newly_invalid_tokens", "Tokens answering 401 as news"),
+    _int("other_application_tokens", "Tokens belonging to another Finch application"),
+    _int("failed_followups", "Failed /jobs/automated and /employer/company calls"),
+    _int("source_rows_rejected", "Token and session source rows that could not be used"),
+    _int("source_duplicate_rows", "Source rows repeating a token exactly, merged"),
     # Coverage: tokens left for a later run (budget, deadline, a targeted run), those of them
     # no run has observed yet, how long the longest-waiting observed one has gone unobserved,
     # and company names still to fetch.
-    _int("tokens_deferred"),
-    _int("tokens_never_observed"),
-    _float("oldest_observation_age_hours"),
-    _int("company_names_pending"),
+    _int("tokens_deferred", "Tokens left for a later run (budget, deadline, targeted run)"),
+    _int("tokens_never_observed", "Deferred tokens no run has observed yet"),
+    _float(
+        "oldest_observation_age_hours",
+        "How long the longest-waiting deferred token has gone unobserved",
+    ),
+    _int("company_names_pending", "Live rows still showing the entity name for the company"),
 )
 
 # What a sync run came to. `success`: every token answered. `partial`: some calls failed after
@@ -193,29 +235,44 @@ RUN_STATUSES: tuple[str, ...] = (RUN_SUCCESS, RUN_PARTIAL, RUN_HELD, RUN_FAILED)
 LOADED_STATUSES: tuple[str, ...] = (RUN_SUCCESS, RUN_PARTIAL)
 
 QUARANTINE_COLUMNS: tuple[Column, ...] = (
-    _text("run_id", nullable=False),
-    _text("record_kind", nullable=False),
-    _text("record_key"),
-    _text("reason", nullable=False),
-    _text("payload"),
-    _ts("quarantined_at"),
+    _text("run_id", "The sync run that quarantined the record", nullable=False),
+    _text(
+        "record_kind",
+        "introspection, connection, entity, token_source_row or session_source_row",
+        nullable=False,
+    ),
+    _text("record_key", "The record's key (a source row's token fingerprint, never the token)"),
+    _text(
+        "reason",
+        "Why the record could not be loaded (a source row's file and line)",
+        nullable=False,
+    ),
+    _text("payload", "The record as JSON, without the token or fields named like secrets"),
+    _ts("quarantined_at", "When it was quarantined (UTC)"),
 )
 
 RAW_RESPONSES_COLUMNS: tuple[Column, ...] = (
-    _text("run_id", nullable=False),
-    _text("endpoint", nullable=False),
-    _text("token_fingerprint"),
-    _text("connection_id"),
-    _ts("fetched_at"),
-    _text("outcome"),
-    _int("status_code"),
-    _text("error_name"),
-    _text("finch_code"),
-    _text("request_id"),
-    _text("body"),
+    _text("run_id", "The sync run that made the call", nullable=False),
+    _text(
+        "endpoint",
+        "The Finch call: introspect, jobs, company or providers",
+        nullable=False,
+    ),
+    _text("token_fingerprint", "Fingerprint of the token used; never the token"),
+    _text("connection_id", "The connection the answer is about, when known"),
+    _ts("fetched_at", "When the answer arrived (UTC)"),
+    _text("outcome", "ok, or the kind of failure"),
+    _int("status_code", "HTTP status of the answer"),
+    _text("error_name", "Finch's error name, for an error answer"),
+    _text("finch_code", "Finch's finch_code, for an error answer"),
+    _text("request_id", "Finch-Request-Id of the answer"),
+    _text("body", "The answer's JSON body"),
     # Why the call failed, for failures no Finch error body names (timeouts, dropped
     # connections, malformed bodies) as much as for those it does.
-    _text("failure_reason"),
+    _text(
+        "failure_reason",
+        "Why the call failed (timeouts, dropped connections, malformed bodies too)",
+    ),
 )
 
 SESSION_PROGRESS_COLUMNS: tuple[str, ...] = (
@@ -227,28 +284,46 @@ SESSION_PROGRESS_COLUMNS: tuple[str, ...] = (
 )
 
 CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
-    _text("session_id", nullable=False),
-    _text("connect_url"),
-    _text("customer_id"),
-    _text("customer_name"),
-    _text("customer_email"),
-    _text("products"),
-    _text("redirect_uri"),
-    _text("provider_id"),
-    _text("auth_method"),
-    _bool("manual"),
-    _text("sandbox"),
-    _int("minutes_to_expire"),
-    _text("kind"),
-    _text("reauth_connection_id"),
-    _ts("created_at"),
-    _ts("expires_at"),
-    _text("created_by"),
-    _text("status"),
-    _text("connection_id"),
-    _ts("completed_at"),
-    _float("time_to_connect_seconds"),
-    _ts("status_updated_at"),
+    _text("session_id", "Finch's Connect session ID", nullable=False),
+    _text("connect_url", "The Connect link sent to the employer"),
+    _text("customer_id", "customer_id of the session"),
+    _text("customer_name", "customer_name of the session"),
+    _text("customer_email", "customer_email of the session"),
+    _text("products", "Products asked for, comma-separated"),
+    _text("redirect_uri", "Where Finch Connect sends the employer afterwards"),
+    _text("provider_id", "Provider preselected for the session"),
+    _text("auth_method", "Authentication method preselected"),
+    _bool("manual", "Manual-only flow"),
+    _text("sandbox", "finch or provider (Finch sandbox applications)"),
+    _int("minutes_to_expire", "Lifetime asked for the link"),
+    _text("kind", "connect or reauthenticate"),
+    _text("reauth_connection_id", "The connection a reauthenticate session is for"),
+    _ts("created_at", "When the session was created (UTC)"),
+    _ts("expires_at", "When the link expires (UTC)"),
+    _text("created_by", "Who created it: `cli`, `dagster:<run id>` or the application"),
+    _text("status", "pending, completed, expired or unknown"),
+    _text("connection_id", "The connection the session completed into"),
+    _ts("completed_at", "When that connection was made (UTC)"),
+    _float("time_to_connect_seconds", "From session creation to connection"),
+    _ts("status_updated_at", "When the status last changed (UTC)"),
+)
+
+# The re-auth queue: a table published for people and replaced whole by `finch_reauth_queue`,
+# not one of the synced tables (it is outside TABLE_COLUMNS and the migrations).
+REAUTH_QUEUE = "finch_reauth_queue"
+REAUTH_QUEUE_TABLE_COLUMNS: tuple[Column, ...] = (
+    _text("connection_id", "The live connection in reauth"),
+    _text("company_name", "Its company name"),
+    _text("customer_id", "The customer to contact: customer_id of the connection"),
+    _text("customer_name", "The customer's name"),
+    _text("customer_email", "The customer's email"),
+    _text("provider_name", "The payroll provider's display name"),
+    _ts("reauth_since", "Since when the connection has been in reauth (UTC)"),
+    _int("days_in_reauth", "Whole days in reauth, as of the snapshot"),
+    _text("session_id", "The open reauthentication session"),
+    _text("connect_url", "The reauthentication link to send"),
+    _ts("link_expires_at", "When that link expires (UTC)"),
+    _ts("as_of", "The snapshot the queue was built from (Finch's clock, UTC)"),
 )
 
 # The webhook inbox: one row per Finch event ID, written by the receiver once the delivery's
@@ -256,18 +331,16 @@ CONNECT_SESSIONS_COLUMNS: tuple[Column, ...] = (
 # the connection ID and the event type are acted on; `status` is what the event claimed, kept
 # for diagnosis, never loaded as the connection's status.
 WEBHOOK_EVENTS_COLUMNS: tuple[Column, ...] = (
-    _text("event_id", nullable=False),
-    _text("event_type", nullable=False),
-    _text("connection_id"),
-    _text("entity_id"),
-    _text("status"),
-    # Finch's `finch-timestamp` header, and when the receiver stored the event.
-    _ts("finch_timestamp", nullable=False),
-    _ts("received_at", nullable=False),
-    _ts("processed_at"),
-    _text("processed_by_run"),
-    # What processing came to (WEBHOOK_OUTCOMES); null while the event waits.
-    _text("outcome"),
+    _text("event_id", "Finch's event ID (the finch-event-id header)", nullable=False),
+    _text("event_type", "account.updated, job.data_sync_all.completed, ...", nullable=False),
+    _text("connection_id", "The connection the event names (acted on)"),
+    _text("entity_id", "The entity the event names (kept, not acted on)"),
+    _text("status", "The status an account.updated claimed (kept, not loaded)"),
+    _ts("finch_timestamp", "Finch's finch-timestamp header", nullable=False),
+    _ts("received_at", "When the receiver stored the event", nullable=False),
+    _ts("processed_at", "When a sync marked the event processed; null while it waits"),
+    _text("processed_by_run", "The Dagster run that processed the event"),
+    _text("outcome", "synced, unknown_connection, reconciled or ignored; null while it waits"),
 )
 
 # `synced`: a targeted sync asked Finch about the event's connection and loaded its answer.

@@ -1,7 +1,7 @@
 """The `Warehouse` facade: one object per warehouse URL and schema."""
 
 import datetime as dt
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +16,8 @@ from connections_pipeline.warehouse.columns import (
     LOADED_STATUSES,
     PRIMARY_KEYS,
     RAW_RESPONSES,
+    REAUTH_QUEUE,
+    REAUTH_QUEUE_TABLE_COLUMNS,
     SYNC_RUNS,
     TOKENS,
     WEBHOOK_EVENTS,
@@ -41,20 +43,8 @@ from connections_pipeline.warehouse.tables import (
     validate_schema_name,
 )
 
-REAUTH_QUEUE = "finch_reauth_queue"
 _REAUTH_QUEUE_POLARS: dict[str, pl.DataType] = {
-    "connection_id": pl.String(),
-    "company_name": pl.String(),
-    "customer_id": pl.String(),
-    "customer_name": pl.String(),
-    "customer_email": pl.String(),
-    "provider_name": pl.String(),
-    "reauth_since": pl.Datetime("us", "UTC"),
-    "days_in_reauth": pl.Int32(),
-    "session_id": pl.String(),
-    "connect_url": pl.String(),
-    "link_expires_at": pl.Datetime("us", "UTC"),
-    "as_of": pl.Datetime("us", "UTC"),
+    column.name: column.dtype for column in REAUTH_QUEUE_TABLE_COLUMNS
 }
 REAUTH_QUEUE_COLUMNS: tuple[str, ...] = tuple(_REAUTH_QUEUE_POLARS)
 _REAUTH_QUEUE_TYPES: dict[str, sa.types.TypeEngine] = {
@@ -175,9 +165,33 @@ class Warehouse:
         rows = self._read(query, polars_schema(SYNC_RUNS))
         return rows.row(0, named=True) if rows.height else None
 
+    def latest_run(self) -> dict[str, Any] | None:
+        """The newest finch_sync_runs row, whatever its status (a held or failed run
+        included). None before any."""
+        table = self.table(SYNC_RUNS)
+        query = (
+            sa.select(table)
+            .order_by(table.c.finished_at.desc().nulls_last(), table.c.as_of.desc())
+            .limit(1)
+        )
+        rows = self._read(query, polars_schema(SYNC_RUNS))
+        return rows.row(0, named=True) if rows.height else None
+
     def _read(self, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
         with self._connect(transaction=False) as connection:
             return bulk.read_select(connection, query, schema)
+
+    def row_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """The number of rows of each table in `names`, read in one connection."""
+        with self._connect(transaction=False) as connection:
+            return {
+                name: int(
+                    connection.execute(
+                        sa.select(sa.func.count()).select_from(self.table(name))
+                    ).scalar_one()
+                )
+                for name in names
+            }
 
     def read_table(self, name: str) -> pl.DataFrame:
         """All rows of a warehouse table, typed as its column list, in key order."""

@@ -16,6 +16,8 @@ from connections_pipeline.warehouse import (
 )
 from connections_pipeline.webhooks.plan import Targets, outcomes, targets
 
+# The count, among a targeted sync's outcomes, of events left for a later sync.
+LEFT_WAITING = "left_waiting"
 # Events a full sync looks at; more than this waiting means the sensor is off, and the
 # rest are looked at by the next sync.
 PENDING_LIMIT = 100_000
@@ -97,7 +99,7 @@ def settle_targeted(warehouse: Warehouse, run_id: str, work: InboxWork) -> Settl
     )
     counts = dict(Counter(result.values()))
     if waiting.height:
-        counts["left_waiting"] = waiting.height
+        counts[LEFT_WAITING] = waiting.height
     return Settled(counts, tuple(unknown))
 
 

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from connections_pipeline.assets.sync import sync_finch_connections
+from connections_pipeline.assets.sync import SYNC_ASSETS, sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME, defs
 from connections_pipeline.resources import (
     FinchResource,
@@ -28,7 +28,9 @@ def _resources(tmp_path: Path, seed: int = 31) -> dict:
         "finch": FinchResource(sandbox_seed=seed, sandbox_connections=60),
         "token_source": TokenSourceResource(),
         "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'wh.duckdb'}"),
-        "sync_guard": SyncGuardResource(),
+        # Every company name in the first run, so a second run of the same data changes
+        # nothing (tests/scale covers names spread over runs).
+        "sync_guard": SyncGuardResource(company_share=0.9),
     }
 
 
@@ -67,6 +69,36 @@ def test_materialization_reports_counts_breakdown_and_checks(tmp_path: Path) -> 
     tokens = [token["access_token"] for token in sandbox.tokens()]
     assert [token for token in tokens if token in event_text] == []
     assert sandbox.credentials[1] not in event_text
+
+
+def test_row_count_is_the_tables_rows_and_changes_are_counted_apart(tmp_path: Path) -> None:
+    # Regression: `dagster/row_count` meant rows written by the run on some assets (requests
+    # on finch_raw_responses) and was missing on others.
+    resources = _resources(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):
+        result = dg.materialize([sync_finch_connections], resources=resources, instance=instance)
+        assert result.success
+    metadata = {
+        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    warehouse = Warehouse(resources["warehouse"].url)
+    for table in SYNC_ASSETS:
+        stored = warehouse.read_table(table).height
+        assert metadata[table]["dagster/row_count"].value == stored, table
+        assert metadata[table]["dagster/table_name"].value == f"finch.{table}"
+        assert "rows_changed_this_run" in metadata[table], table
+    # The second run of an unchanged dataset changed no connection, but the table still
+    # holds every row; the raw responses of both runs are kept.
+    connections = metadata["finch_connections"]
+    assert connections["rows_changed_this_run"].value == 0
+    assert connections["dagster/row_count"].value > 0
+    raw = metadata["finch_raw_responses"]
+    this_run = warehouse.read_raw_responses(result.run_id).height
+    assert raw["rows_changed_this_run"].value == this_run > 0
+    assert raw["dagster/row_count"].value > this_run
+    assert metadata["finch_sync_runs"]["dagster/row_count"].value == 2
 
 
 def test_sync_job_runs_on_the_example_postgres_instance_storage(

@@ -136,7 +136,7 @@ def test_run_and_the_sql_models_work_from_an_empty_folder(
     python, env = installed
     env = {**env, "CONNECTIONS_SANDBOX_CONNECTIONS": "30"}
     printed = _run([str(python.parent / "connections-pipeline"), "run"], cwd=tmp_path, env=env)
-    assert "duckdb:///data/connections.duckdb" in printed
+    assert f"duckdb:///{tmp_path / 'data' / 'connections.duckdb'}" in printed
     assert sorted(p.name for p in (tmp_path / "data" / "exports").glob("*_latest.csv")) == [
         f"connections_{state}_latest.csv" for state in ("disconnected", "live", "staged")
     ]

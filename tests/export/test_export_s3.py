@@ -159,3 +159,33 @@ def test_missing_bucket_fails_naming_the_setting_and_is_not_created(
     assert "CONNECTIONS_EXPORT_URL" in message and "'no-such-bucket' does not exist" in message
     names = [item["Name"] for item in _client(s3_endpoint).list_buckets()["Buckets"]]
     assert "no-such-bucket" not in names
+
+
+@pytest.mark.slow
+def test_the_report_lands_in_the_bucket_beside_the_csvs(
+    s3_endpoint: str,
+    bucket: str,
+    aws_env: pytest.MonkeyPatch,
+    synced_warehouse_url: str,
+    synced_current: pl.DataFrame,
+) -> None:
+    import dagster as dg
+
+    from connections_pipeline.assets.report import finch_connections_report
+
+    aws_env.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    result = dg.materialize(
+        [finch_connections_report],
+        resources=resources(synced_warehouse_url, f"s3://{bucket}/team/daily"),
+    )
+    assert result.success
+    objects = _objects(s3_endpoint, bucket)
+    latest = objects["team/daily/connections_report_latest.html"]
+    [dated] = [key for key in objects if key.startswith("team/daily/connections_report_2")]
+    assert objects[dated] == latest
+    live = synced_current.filter(pl.col("state") == "live").height
+    assert f'<span class="count" id="count-live">{live}</span>'.encode() in latest
+    [materialization] = result.asset_materializations_for_node("finch_connections_report")
+    assert materialization.metadata["latest_path"].value == (
+        f"s3://{bucket}/team/daily/connections_report_latest.html"
+    )

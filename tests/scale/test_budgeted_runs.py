@@ -101,7 +101,7 @@ def _frame_rows(frame: pl.DataFrame) -> list[dict]:
 def test_company_names_fill_over_runs_within_the_share(tmp_path: Path, postgres_url: str) -> None:
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
     share = 0.3
-    with served_sandbox(seed=1703, connections=200) as (sandbox, finch, source):
+    with served_sandbox(seed=1703, connections=80) as (sandbox, finch, source):
         pending, company_calls, requests = [], [], []
         for number in range(1, 8):
             sandbox.reset_stats()
@@ -119,7 +119,7 @@ def test_company_names_fill_over_runs_within_the_share(tmp_path: Path, postgres_
         differences = truth_differences(sandbox.truth(), current, never_seen)
     warehouse.dispose()
 
-    assert pending[0] > 0, "200 connections' names do not fit one run at share 0.3"
+    assert pending[0] > 0, "80 connections' names do not fit one run at share 0.3"
     assert pending == sorted(pending, reverse=True) and pending[-1] == 0
     assert not current["company_name_pending"].any()
     for calls, other in zip(company_calls, requests, strict=True):

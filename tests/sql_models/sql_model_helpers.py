@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from sync.sync_helpers import NAMES_AT_ONCE
 
 from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import sync_with_resources
@@ -58,11 +59,11 @@ def two_syncs(
         source = TokenSourceResource(kind="sandbox")
         with Warehouse(resource.url, schema=resource.schema_name) as warehouse:
             first_day = sandbox.now.date()
-            sync_with_resources("run-1", finch, source, warehouse)
+            sync_with_resources("run-1", finch, source, warehouse, NAMES_AT_ONCE)
             truth_first = sandbox.truth()
             sandbox.advance(days_between)
             second_day = sandbox.now.date()
-            sync_with_resources("run-2", finch, source, warehouse)
+            sync_with_resources("run-2", finch, source, warehouse, NAMES_AT_ONCE)
         yield SyncedWarehouse(
             sandbox, truth_first, sandbox.truth(), first_day, second_day, days_between
         )

@@ -65,7 +65,7 @@ def test_a_full_sync_reconciles_the_events_of_connections_it_asked_about(
     [metadata] = [
         event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
-        if event.asset_key == dg.AssetKey("finch_connections")
+        if event.asset_key == dg.AssetKey("finch_webhook_events")
     ]
     assert metadata["sync_scope"].value == "full"
     assert metadata["webhook_events_answered"].value == 2

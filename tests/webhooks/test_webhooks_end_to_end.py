@@ -284,7 +284,7 @@ def test_an_event_whose_connection_finch_did_not_answer_for_waits(
         metadata = next(
             event.step_materialization_data.materialization.metadata
             for event in run.get_asset_materialization_events()
-            if event.asset_key == dg.AssetKey("finch_connections")
+            if event.asset_key == dg.AssetKey("finch_webhook_events")
         )
     row = by_key(store.read_current())[connection_id]
     assert (row["connection_status"], row["stale"]) == (before["connection_status"], True)
