@@ -44,7 +44,7 @@ from connections_pipeline.resources import (
     TokenSourceResource,
     WarehouseResource,
 )
-from connections_pipeline.run_log import quiet_console
+from connections_pipeline.run_log import console
 from connections_pipeline.webhook_sensor import WEBHOOK_SENSOR_NAME, webhook_sensor
 from connections_pipeline.webhooks import WEBHOOK_PATH
 from connections_pipeline.webhooks.server import receiver_app, serve_in_thread
@@ -91,7 +91,7 @@ class SensorLoop:
                     started = time.time()
                     job.execute_in_process(
                         instance=self.instance,
-                        run_config=quiet_console(request.run_config),
+                        run_config=console(request.run_config, verbose=False),
                         tags=request.tags,
                     )
                     self.runs.append((started, time.time()))
@@ -197,7 +197,7 @@ def main() -> None:
         warehouse_url = f"duckdb:///{Path(folder) / 'warehouse.duckdb'}"
         defs = _definitions(base_url, warehouse_url)
         first = defs.resolve_job_def(SYNC_JOB_NAME).execute_in_process(
-            instance=instance, run_config=quiet_console({})
+            instance=instance, run_config=console({}, verbose=False)
         )
         if not first.success:
             raise SystemExit("the initial full sync failed")
