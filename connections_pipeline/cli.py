@@ -47,7 +47,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run_sync)
     _add_connect_link(commands)
+    _add_webhooks(commands)
     return parser
+
+
+def _add_webhooks(commands: argparse._SubParsersAction) -> None:
+    webhooks = commands.add_parser("webhooks", help="receive Finch webhooks into the warehouse")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="serve the webhook receiver (POST /webhooks/finch): verifies each delivery with "
+        "FINCH_WEBHOOK_SECRET and stores it in finch_webhook_events; put it behind your "
+        "HTTPS ingress",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.set_defaults(handler=_serve_webhooks)
+    _refuse_in_one_line(serve, "webhooks serve")
+
+
+def _serve_webhooks(args: argparse.Namespace) -> int:
+    """Serve until stopped; an unusable setting is one line on stderr and exit 2."""
+    from connections_pipeline.settings import SettingError, warehouse_resource
+    from connections_pipeline.warehouse import WarehouseConnectionError
+    from connections_pipeline.webhooks import SECRET_SETTING, WebhookSecretError
+    from connections_pipeline.webhooks.server import receiver_app, serve
+
+    try:
+        # Opened per delivery: a DuckDB file stays free for the sync runs in between.
+        warehouse = warehouse_resource(os.environ).open(hold_connections=False)
+        app = receiver_app(warehouse, os.environ.get(SECRET_SETTING))
+    except (SettingError, WebhookSecretError, WarehouseConnectionError, ValueError) as exc:
+        print(f"webhooks serve: {_one_line(_scrubbed(str(exc)))}", file=sys.stderr)
+        return EXIT_SETTING
+    # One line per delivery from the receiver, uvicorn's own lines; nothing else.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("connections_pipeline.webhooks").setLevel(logging.INFO)
+    try:
+        serve(app, args.host, args.port)
+    finally:
+        warehouse.dispose()
+    return 0
 
 
 def _add_connect_link(commands: argparse._SubParsersAction) -> None:
@@ -164,7 +206,7 @@ def _scrubbed(message: str) -> str:
     """`message` without the secrets the environment's settings carry."""
     from connections_pipeline.redaction import scrub, url_secrets
 
-    secrets = [os.environ.get("FINCH_CLIENT_SECRET")]
+    secrets = [os.environ.get("FINCH_CLIENT_SECRET"), os.environ.get("FINCH_WEBHOOK_SECRET")]
     for name in ("CONNECTIONS_WAREHOUSE_URL", "CONNECTIONS_TOKENS_URL"):
         secrets += url_secrets(os.environ.get(name))
     return scrub(message, secrets)

@@ -20,7 +20,10 @@ from connections_pipeline.settings import (
     check_instance_storage_url,
     freshness_hours,
     sync_cron,
+    webhook_sensor_seconds,
+    webhooks_configured,
 )
+from connections_pipeline.webhook_sensor import webhook_sensor
 
 SYNC_JOB_NAME = "sync_connections"
 EXPORT_JOB_NAME = "export_connections_csv"
@@ -73,8 +76,18 @@ def defs() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
-        # The exports and SQL models follow each sync through their automation conditions.
-        sensors=[automation_sensor()],
+        # The exports and SQL models follow each sync through their automation conditions;
+        # webhook events start targeted syncs of the connections they name.
+        sensors=[
+            automation_sensor(),
+            webhook_sensor(
+                SYNC_JOB_NAME,
+                webhook_sensor_seconds(env),
+                dg.DefaultSensorStatus.RUNNING
+                if webhooks_configured(env)
+                else dg.DefaultSensorStatus.STOPPED,
+            ),
+        ],
         resources=build_resources(env),
     )
 

@@ -171,6 +171,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     _check_token_source(env)
     _check_choices(env)
     freshness_hours(env)
+    webhook_sensor_seconds(env)
     finch = FinchResource(**_bind(FINCH_SETTINGS, env))
     return {
         "finch": finch,
@@ -179,6 +180,36 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         "warehouse": WarehouseResource(**_bind(WAREHOUSE_SETTINGS, env)),
         "export_destination": ExportDestinationResource(**_bind(EXPORT_SETTINGS, env)),
     }
+
+
+WEBHOOK_SENSOR_SETTING = "CONNECTIONS_WEBHOOK_SENSOR_SECONDS"
+DEFAULT_WEBHOOK_SENSOR_SECONDS = 30
+WEBHOOK_SECRET_SETTING = "FINCH_WEBHOOK_SECRET"
+
+
+def webhook_sensor_seconds(env: Mapping[str, str]) -> int:
+    """Seconds between ticks of the webhook sensor."""
+    text = env.get(WEBHOOK_SENSOR_SETTING)
+    return (
+        int(_number(WEBHOOK_SENSOR_SETTING, text, int)) if text else DEFAULT_WEBHOOK_SENSOR_SECONDS
+    )
+
+
+def webhooks_configured(env: Mapping[str, str]) -> bool:
+    """Whether this deployment receives webhooks: the secret the receiver needs is set. The
+    webhook sensor runs by default only then (a DuckDB inbox nobody feeds needs no reading
+    every 30 seconds)."""
+    return bool(env.get(WEBHOOK_SECRET_SETTING))
+
+
+def warehouse_resource(env: Mapping[str, str]) -> WarehouseResource:
+    """The warehouse resource with plain values, for a process outside Dagster (the webhook
+    receiver); SettingError naming the variable when a value cannot work."""
+    _check_warehouse(env)
+    return WarehouseResource(
+        url=env.get(URL_SETTING) or DEFAULT_WAREHOUSE_URL,
+        schema_name=env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1],
+    )
 
 
 def sync_cron(env: Mapping[str, str]) -> str:

@@ -3,8 +3,9 @@
 Serves the Finch endpoints the pipeline uses (introspect, automated jobs, company, providers,
 Connect sessions, token exchange, disconnect, sandbox connections) with Finch's auth schemes,
 error bodies and published rate limits, plus `/_sandbox/` routes to read the ground truth and
-move virtual time. Use it in-process through `sandbox_transport`, over HTTP with
-`serve_in_thread`, or from the command line with `python -m finch_sandbox serve`.
+move virtual time, and Finch's signed webhooks sent to a configured loopback URL. Use it
+in-process through `sandbox_transport`, over HTTP with `serve_in_thread`, or from the command
+line with `python -m finch_sandbox serve`.
 """
 
 from .app import create_app

@@ -15,10 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .clock import iso_z
-from .emulator import FinchSandbox, SessionNotFound
+from .emulator import ConnectionNotFound, FinchSandbox, SessionNotFound
 from .lifecycle import SessionNotCompletable
 from .responses import JSON_MEDIA_TYPE, dump_json
 from .truth import truth_rows
+from .webhooks import EVENT_TYPES, WebhookFaults
 
 
 def admin_json(value: Any, status: int = 200) -> Response:
@@ -47,7 +48,46 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
 
     async def credentials(request: Request) -> Response:
         client_id, client_secret = sandbox.credentials
-        return admin_json({"client_id": client_id, "client_secret": client_secret})
+        return admin_json(
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "webhook_secret": sandbox.webhooks.secret,
+            }
+        )
+
+    async def set_status(request: Request) -> Response:
+        connection_id = request.path_params["connection_id"]
+        try:
+            body = json.loads(await request.body() or b"{}")
+            status = body.get("status") if isinstance(body, dict) else None
+            return admin_json(sandbox.set_connection_status(connection_id, status))
+        except ConnectionNotFound:
+            return admin_error(404, f"no connection {connection_id!r}")
+        except ValueError as exc:
+            return admin_error(400, str(exc))
+
+    async def webhooks(request: Request) -> Response:
+        settings = sandbox.webhooks.settings()
+        return admin_json({**settings, "deliveries": sandbox.webhooks.deliveries()})
+
+    async def configure_webhooks(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            sandbox.webhooks.configure(
+                body.get("url"),
+                tuple(body.get("events") or EVENT_TYPES),
+                WebhookFaults(**(body.get("faults") or {})),
+            )
+        except (ValueError, TypeError) as exc:
+            return admin_error(
+                400,
+                'expected {"url": "http://127.0.0.1:<port>/...", "events": [...], '
+                f'"faults": {{"duplicate_rate", "bad_signature_rate", "delay_seconds"}}}}: {exc}',
+            )
+        return admin_json(sandbox.webhooks.settings())
 
     async def truth(request: Request) -> Response:
         with sandbox.lock:
@@ -79,4 +119,7 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
         Route("/_sandbox/advance", advance, methods=["POST"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/stats/reset", reset_stats, methods=["POST"]),
+        Route("/_sandbox/connections/{connection_id}/status", set_status, methods=["POST"]),
+        Route("/_sandbox/webhooks", webhooks, methods=["GET"]),
+        Route("/_sandbox/webhooks", configure_webhooks, methods=["POST"]),
     ]

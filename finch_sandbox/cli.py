@@ -10,6 +10,7 @@ from datetime import datetime
 from .config import ALL_ENDPOINTS, EndpointFaults, SandboxConfig
 from .emulator import FinchSandbox
 from .server import NonLoopbackHostError, base_url_of, bind_loopback, is_loopback, uvicorn_server
+from .webhooks import WebhookFaults
 
 
 def _probability(text: str) -> float:
@@ -109,7 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="delays, hangs and 5xx come after the request took effect (Finch did the work, "
         "the answer was late or lost) instead of before",
     )
+    hooks = serve.add_argument_group("webhooks (see POST /_sandbox/webhooks)")
+    hooks.add_argument(
+        "--webhook-url",
+        default=None,
+        help="post signed account.updated and job completion events here (a loopback URL); "
+        "the secret is webhook_secret in GET /_sandbox/credentials",
+    )
+    hooks.add_argument("--webhook-duplicate-rate", type=_probability, default=0.0)
+    hooks.add_argument("--webhook-bad-signature-rate", type=_probability, default=0.0)
+    hooks.add_argument("--webhook-delay-seconds", type=_non_negative, default=0.0)
     return parser
+
+
+def webhook_faults_from_args(args: argparse.Namespace) -> WebhookFaults:
+    return WebhookFaults(
+        duplicate_rate=args.webhook_duplicate_rate,
+        bad_signature_rate=args.webhook_bad_signature_rate,
+        delay_seconds=args.webhook_delay_seconds,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -140,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        webhook_faults = webhook_faults_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -150,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     sandbox = FinchSandbox(config)
+    if args.webhook_url:
+        try:
+            sandbox.webhooks.configure(args.webhook_url, faults=webhook_faults)
+        except ValueError as exc:
+            parser.error(str(exc))
     server = uvicorn_server(sandbox)
     print(f"Finch sandbox listening on {base_url_of(sock)}", flush=True)
     server.run(sockets=[sock])

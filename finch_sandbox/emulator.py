@@ -28,6 +28,7 @@ from .faults import FaultInjector
 from .lifecycle import Lifecycle, SessionNotCompletable
 from .rate_limits import RateLimiter
 from .records import (
+    CONNECTED,
     ERROR_NO_ACCOUNT_SETUP,
     ERROR_PERMISSIONS,
     KIND_CONNECT,
@@ -44,10 +45,19 @@ from .validation import (
     SandboxConnectionRequest,
     TokenRequest,
 )
+from .webhooks import ACCOUNT_UPDATED, JOB_COMPLETED, WebhookSender, webhook_secret
 
 
 class SessionNotFound(KeyError):
     """No Connect session with that id."""
+
+
+class ConnectionNotFound(KeyError):
+    """No connection with that id."""
+
+
+# What a webhook watches per connection: its status (or `disconnected`) and its last sync.
+Observed = dict[str, tuple[str, datetime | None]]
 
 
 class FinchSandbox:
@@ -79,6 +89,62 @@ class FinchSandbox:
         self.faults = FaultInjector(self.config)
         self.request_stats = RequestStats()
         self.lock = threading.RLock()
+        self.webhooks = WebhookSender(webhook_secret(seed), seed)
+
+    def _observe(self) -> Observed | None:
+        """What webhooks watch, or None when none are sent (nothing needs comparing)."""
+        if not self.webhooks.active:
+            return None
+        return {
+            connection.connection_id: (
+                "disconnected" if connection.disconnected else connection.status,
+                connection.last_sync,
+            )
+            for connection in self.data.connections.values()
+        }
+
+    def _send_webhooks(self, before: Observed | None) -> int:
+        """Queue an `account.updated` for every connection whose status changed since
+        `before` and a job completion for every one that synced; returns how many."""
+        after = self._observe()
+        if before is None or after is None:
+            return 0
+        sent = 0
+        for connection_id, (status, last_sync) in after.items():
+            connection = self.data.connections[connection_id]
+            old_status, old_sync = before.get(connection_id, (None, None))
+            if last_sync is not None and last_sync != old_sync and status != "disconnected":
+                payload = payloads.webhook_job_completed(connection)
+                sent += self.webhooks.emit(JOB_COMPLETED, payload) is not None
+            if status != old_status:
+                payload = payloads.webhook_account_updated(connection)
+                sent += self.webhooks.emit(ACCOUNT_UPDATED, payload) is not None
+        return sent
+
+    def set_connection_status(self, connection_id: str, status: str) -> dict[str, Any]:
+        """Set a connection's status now, as if the employer's system changed it, or
+        disconnect it (`disconnected`); sends the webhook Finch would.
+
+        Raises:
+            ConnectionNotFound: no such connection.
+            ValueError: an unknown status, or a disconnected connection.
+        """
+        allowed = (CONNECTED, REAUTH, ERROR_NO_ACCOUNT_SETUP, ERROR_PERMISSIONS, "disconnected")
+        if status not in allowed:
+            raise ValueError(f"status must be one of {', '.join(allowed)}, got {status!r}")
+        with self.lock:
+            connection = self.data.connections.get(connection_id)
+            if connection is None:
+                raise ConnectionNotFound(connection_id)
+            if connection.disconnected:
+                raise ValueError(f"connection {connection_id!r} is disconnected")
+            before = self._observe()
+            if status == "disconnected":
+                self.lifecycle.disconnect(connection, self.clock.now)
+            else:
+                self.lifecycle.set_status(connection, status, at=self.clock.now)
+            sent = self._send_webhooks(before)
+            return {"connection_id": connection_id, "status": status, "webhooks": sent}
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -112,9 +178,11 @@ class FinchSandbox:
         if days < 0:
             raise ValueError("days must be >= 0")
         with self.lock:
+            before = self._observe()
             now, changes = self.evolution.advance(self.clock.now, float(days))
             self.clock.advance_to(now)
-            return {"now": iso_z(now), "days": days, "changes": changes}
+            sent = self._send_webhooks(before)
+            return {"now": iso_z(now), "days": days, "changes": changes, "webhooks": sent}
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -147,7 +215,9 @@ class FinchSandbox:
                 raise SessionNotFound(session_id)
             if session.expires_at <= self.clock.now:
                 raise SessionNotCompletable("session has expired")
+            before = self._observe()
             connection, token = self.lifecycle.complete_session(session, self.clock.now)
+            self._send_webhooks(before)
             code = self.lifecycle.issue_code(token, session.redirect_uri)
             return {
                 "code": code.code,
@@ -310,7 +380,9 @@ class FinchSandbox:
     def disconnect(self, authorization: str | None) -> dict[str, Any]:
         with self.lock:
             _, connection = self.authenticate(authorization)
+            before = self._observe()
             self.lifecycle.disconnect(connection, self.clock.now)
+            self._send_webhooks(before)
             return {"status": "success"}
 
     def create_sandbox_connection(self, request: SandboxConnectionRequest) -> dict[str, Any]:
@@ -324,7 +396,9 @@ class FinchSandbox:
     def update_account(self, authorization: str | None, status: str) -> dict[str, Any]:
         with self.lock:
             token, connection = self.authenticate(authorization)
+            before = self._observe()
             self.lifecycle.set_status(connection, status, at=self.clock.now)
+            self._send_webhooks(before)
             return payloads.account_update_response(connection, token)
 
     def check_ip(self, ip: str) -> str | None:

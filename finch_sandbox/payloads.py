@@ -307,3 +307,39 @@ def account_update_response(connection: Connection, token: Token) -> dict[str, A
 
 def tokens_listing(data: Dataset) -> list[dict[str, Any]]:
     return [token_json(t, data.connections[t.connection_id]) for t in data.tokens.values()]
+
+
+FINCH_JOBS_URL = "https://api.tryfinch.com/jobs/automated/"
+
+
+def _webhook_base(connection: Connection) -> dict[str, Any]:
+    entity = connection.entities[0] if connection.entities else None
+    return {
+        "account_id": connection.account_id,
+        "company_id": connection.company.id,
+        "connection_id": connection.connection_id,
+        "entity_id": entity.id if entity else None,
+    }
+
+
+def webhook_account_updated(connection: Connection) -> dict[str, Any]:
+    """The body of an `account.updated` event (SDK `AccountUpdateEvent`) for the connection's
+    status now; `disconnected` once it is disconnected."""
+    token = connection.reference_token()
+    return {
+        **_webhook_base(connection),
+        "data": {
+            "status": "disconnected" if connection.disconnected else connection.status,
+            "authentication_method": {"type": token.auth_types[0]},
+        },
+    }
+
+
+def webhook_job_completed(connection: Connection) -> dict[str, Any]:
+    """The body of a `job.data_sync_all.completed` event (SDK `JobCompletionEvent`) for the
+    connection's latest completed sync."""
+    job_id = _job_id(connection, _completed_job_count(connection) - 1)
+    return {
+        **_webhook_base(connection),
+        "data": {"job_id": job_id, "job_url": f"{FINCH_JOBS_URL}{job_id}"},
+    }

@@ -25,6 +25,7 @@ BELOW_DAGSTER = (
     "sync",
     "connect_links",
     "sql_models",
+    "webhooks",
 )
 # The Dagster layer (and the CLI on top of it): nothing below may import these.
 DAGSTER_LAYER = (
@@ -38,6 +39,7 @@ DAGSTER_LAYER = (
     "connections_pipeline.cli",
     "connections_pipeline.run_log",
     "connections_pipeline.run_summary",
+    "connections_pipeline.webhook_sensor",
 )
 # Pure domain: no I/O library, no adapter (the column registry is plain data).
 DOMAIN_FORBIDDEN = (

@@ -5,7 +5,7 @@ storage between steps, and the load is one transaction over every table it write
 """
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -18,7 +18,12 @@ from connections_pipeline.assets.failures import (
     setting_failure,
 )
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
-from connections_pipeline.assets.table_schemas import table_schema_metadata
+from connections_pipeline.assets.table_schemas import (
+    ROW_COUNT,
+    ROWS_CHANGED,
+    TABLE_NAME,
+    table_schema_metadata,
+)
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
 from connections_pipeline.pools import FINCH_POOL
@@ -43,8 +48,17 @@ from connections_pipeline.warehouse import (
     RUN_HELD,
     SYNC_RUNS,
     TOKENS,
+    WEBHOOK_EVENTS,
     Warehouse,
     WarehouseConnectionError,
+)
+from connections_pipeline.webhooks.settle import (
+    LEFT_WAITING,
+    InboxWork,
+    Settled,
+    inbox_work,
+    settle_full,
+    settle_targeted,
 )
 
 SYNC_GROUP = "finch_sync"
@@ -58,6 +72,7 @@ SNAPSHOT_TRUSTED = "snapshot_is_plausible"
 SOURCES_GROUP = "finch_sources"
 TOKEN_SOURCE = "finch_token_source"
 SESSION_SOURCE = "finch_session_source"
+WEBHOOK_SOURCE = "finch_webhook_deliveries"
 # What the sync reads but no run of this code location writes: the application's own records.
 SOURCE_ASSETS = [
     dg.AssetSpec(
@@ -73,6 +88,14 @@ SOURCE_ASSETS = [
         SESSION_SOURCE,
         description="Connect sessions the application created outside this pipeline: "
         "`CONNECTIONS_SESSIONS_FILE` or `CONNECTIONS_SESSIONS_QUERY` (optional).",
+        group_name=SOURCES_GROUP,
+        kinds={"python"},
+    ),
+    dg.AssetSpec(
+        WEBHOOK_SOURCE,
+        description="Finch's webhook deliveries (`account.updated`, job completions), "
+        "verified and stored in `finch_webhook_events` by `connections-pipeline webhooks "
+        "serve` (optional).",
         group_name=SOURCES_GROUP,
         kinds={"python"},
     ),
@@ -114,6 +137,12 @@ SYNC_ASSETS: dict[str, tuple[str, tuple[str, ...]]] = {
         "One row per sync: counts per state, requests, retries, 429s, duration, status.",
         (RAW_RESPONSES, CONNECTIONS, QUARANTINE),
     ),
+    WEBHOOK_EVENTS: (
+        "The webhook inbox, one row per Finch event: the receiver stores it, and the sync "
+        "that answered it (the targeted sync the webhook sensor launched, or a full sync) "
+        "marks it processed.",
+        (WEBHOOK_SOURCE, RAW_RESPONSES),
+    ),
 }
 
 
@@ -125,6 +154,12 @@ class SyncConfig(dg.Config):
         default=False,
         description="Load this run even if its changes look implausible (a mass "
         "disconnection, most tokens failing): set it once you have checked the change is real.",
+    )
+    webhook_event_ids: list[str] = Field(
+        default_factory=list,
+        description="Set by the finch_webhook_events sensor: a targeted sync of just the "
+        "connections these webhook events name (the rest keep their rows); empty for a full "
+        "sync.",
     )
 
 
@@ -190,8 +225,20 @@ def sync_finch_connections(
         )
     except SyncGuardError as exc:
         raise setting_failure(str(exc)) from None
+    started = datetime.now(UTC)
     with opened_warehouse(warehouse) as store:
         try:
+            work = _targeted_work(store, config.webhook_event_ids)
+            if work is not None:
+                context.log.info(
+                    f"Targeted sync: {len(work.targets.connection_ids)} connections named by "
+                    f"{work.events.height} webhook events"
+                )
+                settings = replace(
+                    settings,
+                    only_connection_ids=work.targets.connection_ids,
+                    jobs_for_connection_ids=work.targets.jobs_for,
+                )
             result = sync_with_resources(
                 context.run.run_id,
                 finch,
@@ -210,6 +257,7 @@ def sync_finch_connections(
                 metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
                 allow_retries=False,
             ) from None
+        settled = _settle(context, store, work, started)
         # Rows in each table once the run's transaction committed, for `dagster/row_count`.
         row_counts = store.row_counts(SYNC_ASSETS)
         table_prefix = store.schema
@@ -223,6 +271,11 @@ def sync_finch_connections(
     if result.sync_run["status_reason"]:
         context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
     metadata = sync_metadata(result, row_counts, table_prefix)
+    metadata[WEBHOOK_EVENTS] = {
+        **_webhook_metadata(work, settled),
+        ROW_COUNT: row_counts[WEBHOOK_EVENTS],
+        TABLE_NAME: f"{table_prefix}.{WEBHOOK_EVENTS}",
+    }
     # In SYNC_ASSETS' order: Dagster wants a multi-asset's outputs upstream first.
     for key in SYNC_ASSETS:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
@@ -286,6 +339,53 @@ def sync_with_resources(
         progress=progress,
         scrub=lambda text: scrub_resources(text, finch, token_source),
     )
+
+
+def _targeted_work(store: Warehouse, event_ids: list[str]) -> InboxWork | None:
+    if not event_ids:
+        return None
+    store.ensure_tables()
+    return inbox_work(store, event_ids)
+
+
+def _settle(
+    context: dg.AssetExecutionContext,
+    store: Warehouse,
+    work: InboxWork | None,
+    started: datetime,
+) -> Settled | int:
+    """Mark the webhook events this loaded sync answered; a full sync answers those that
+    arrived before it started, for the connections it asked about."""
+    run_id = context.run.run_id
+    if work is None:
+        marked = settle_full(store, run_id, started)
+        if marked:
+            context.log.info(f"{marked} waiting webhook events answered by this full sync")
+        return marked
+    if work.missing:
+        context.log.warning(f"{len(work.missing)} webhook event IDs are not in the inbox")
+    settled = settle_targeted(store, run_id, work)
+    if settled.unknown_connections:
+        shown = ", ".join(settled.unknown_connections[:20])
+        context.log.warning(
+            f"Webhook events named {len(settled.unknown_connections)} connections the token "
+            f"source has no token of (recorded as unknown_connection, no row made): {shown}"
+        )
+    return settled
+
+
+def _webhook_metadata(work: InboxWork | None, settled: Settled | int) -> dict[str, Any]:
+    if work is None or not isinstance(settled, Settled):
+        answered = int(settled)
+        return {"sync_scope": "full", "webhook_events_answered": answered, ROWS_CHANGED: answered}
+    marked = sum(n for outcome, n in settled.counts.items() if outcome != LEFT_WAITING)
+    return {
+        ROWS_CHANGED: marked,
+        "sync_scope": "targeted",
+        "targeted_connections": len(work.targets.connection_ids),
+        "webhook_events": dg.MetadataValue.json(settled.counts),
+        "unknown_connections": dg.MetadataValue.json(list(settled.unknown_connections[:100])),
+    }
 
 
 def _figures(verdict: Verdict) -> dict[str, Any]:

@@ -22,11 +22,16 @@ class WarehouseResource(RedactedFields, dg.ConfigurableResource):
     def _shown(self) -> Mapping[str, str]:
         return {"url": repr(safe_database_url(self.url))}
 
-    def open(self) -> Warehouse:
+    def open(self, hold_connections: bool = True) -> Warehouse:
         """The warehouse; ValueError naming the setting when the schema cannot work there
-        (checked before anything is connected to or created)."""
+        (checked before anything is connected to or created).
+
+        Args:
+            hold_connections: off for a long-lived process that must not keep a DuckDB file
+                from the runs (see `Warehouse`).
+        """
         check_schema_for_url(parse_warehouse_url(self.url), validate_schema_name(self.schema_name))
-        return Warehouse(self.url, schema=self.schema_name)
+        return Warehouse(self.url, schema=self.schema_name, hold_connections=hold_connections)
 
     def secret_values(self) -> list[str]:
         """The URL's password (user-info or query parameter), for scrubbing messages."""

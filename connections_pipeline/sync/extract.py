@@ -96,9 +96,11 @@ async def extract(
     rules: PollingRules,
     application: Application | None = None,
     progress: Progress | None = None,
+    jobs_for: frozenset[str] = frozenset(),
 ) -> Extraction:
     """Providers once, `/introspect` per polled token, then jobs and company only where
-    needed (never for a token of another application than `application`).
+    needed (never for a token of another application than `application`); jobs also for the
+    connections in `jobs_for` (they reported a completed job).
 
     Which tokens are polled: `rules.budget` and `rules.only_connection_ids`, whole
     connections in priority order (see `transform.polling`); the others are deferred.
@@ -132,7 +134,7 @@ async def extract(
     as_of = _as_of([providers, *(result for _, result in polled)])
     parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
     ours, _ = split_by_application(parsed[0], application or Application())
-    followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl)
+    followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl, jobs_for)
     jobs = followups.filter("need_jobs")
     # Now the job listings are known, the share's allowance is exact.
     company_budget = _company_budget(1 + len(plan.polled) + jobs.height, budget)

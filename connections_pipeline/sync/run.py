@@ -60,6 +60,8 @@ class SyncSettings:
             is deferred to the next run.
         only_connection_ids: poll only these connections (a targeted run); every other
             connection keeps its stored row untouched.
+        jobs_for_connection_ids: connections whose `/jobs/automated` is asked again (Finch
+            reported a completed job), on top of those whose connection time is unknown.
     """
 
     company_ttl: timedelta = timedelta(days=7)
@@ -68,6 +70,7 @@ class SyncSettings:
     application: Application = field(default_factory=Application)
     budget: RunBudget = field(default_factory=RunBudget)
     only_connection_ids: frozenset[str] | None = None
+    jobs_for_connection_ids: frozenset[str] = frozenset()
 
     def polling_rules(self) -> PollingRules:
         return PollingRules(self.company_ttl, self.budget, self.only_connection_ids)
@@ -271,6 +274,7 @@ async def _extract(
             settings.polling_rules(),
             settings.application,
             progress,
+            settings.jobs_for_connection_ids,
         )
 
 

@@ -65,9 +65,15 @@ def plan_followups(
     previous: pl.DataFrame,
     as_of: datetime,
     company_ttl: timedelta,
+    jobs_for: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     """connection_id, token_fingerprint (the freshest working token), need_jobs, need_company,
-    company_fetched_at (when the cached name was fetched, for refreshing oldest first)."""
+    company_fetched_at (when the cached name was fetched, for refreshing oldest first).
+
+    Args:
+        jobs_for: connections whose `/jobs/automated` is asked again even though their
+            connection time is known: Finch reported one of their jobs completed.
+    """
     freshest = freshest_per_connection(introspections, token_source)
     known = previous.filter(pl.col("connection_id").is_not_null()).select(
         "connection_id",
@@ -85,7 +91,7 @@ def plan_followups(
         "connection_id",
         "token_fingerprint",
         (
-            pl.col("known_connected_at").is_null()
+            (pl.col("known_connected_at").is_null() | pl.col("connection_id").is_in(jobs_for))
             & (pl.col("connection_type") != concepts.ASSISTED).fill_null(True)
         ).alias("need_jobs"),
         (wants_company_name() & cache_stale).alias("need_company"),

@@ -51,6 +51,7 @@ SYNC_RUNS = "finch_sync_runs"
 QUARANTINE = "finch_quarantine"
 RAW_RESPONSES = "finch_raw_responses"
 CONNECT_SESSIONS = "finch_connect_sessions"
+WEBHOOK_EVENTS = "finch_webhook_events"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("connection_key", "Connection ID, or the session ID of a staged row", nullable=False),
@@ -325,6 +326,41 @@ REAUTH_QUEUE_TABLE_COLUMNS: tuple[Column, ...] = (
     _ts("as_of", "The snapshot the queue was built from (Finch's clock, UTC)"),
 )
 
+# The webhook inbox: one row per Finch event ID, written by the receiver once the delivery's
+# signature checked out, and marked processed by the sync run that asked Finch about it. Only
+# the connection ID and the event type are acted on; `status` is what the event claimed, kept
+# for diagnosis, never loaded as the connection's status.
+WEBHOOK_EVENTS_COLUMNS: tuple[Column, ...] = (
+    _text("event_id", "Finch's event ID (the finch-event-id header)", nullable=False),
+    _text("event_type", "account.updated, job.data_sync_all.completed, ...", nullable=False),
+    _text("connection_id", "The connection the event names (acted on)"),
+    _text("entity_id", "The entity the event names (kept, not acted on)"),
+    _text("status", "The status an account.updated claimed (kept, not loaded)"),
+    _ts("finch_timestamp", "Finch's finch-timestamp header", nullable=False),
+    _ts("received_at", "When the receiver stored the event", nullable=False),
+    _ts("processed_at", "When a sync marked the event processed; null while it waits"),
+    _text("processed_by_run", "The Dagster run that processed the event"),
+    _text("outcome", "synced, unknown_connection, reconciled or ignored; null while it waits"),
+)
+
+# `synced`: a targeted sync asked Finch about the event's connection and loaded its answer.
+# `unknown_connection`: the token source holds no token of that connection, so nothing could
+# be asked (and nothing is invented). `reconciled`: a full sync that started after the event
+# arrived asked Finch about its connection. `ignored`: an event the Connections page does
+# not depend on (another type, or no connection ID).
+(
+    WEBHOOK_SYNCED,
+    WEBHOOK_UNKNOWN_CONNECTION,
+    WEBHOOK_RECONCILED,
+    WEBHOOK_IGNORED,
+) = "synced", "unknown_connection", "reconciled", "ignored"
+WEBHOOK_OUTCOMES: tuple[str, ...] = (
+    WEBHOOK_SYNCED,
+    WEBHOOK_UNKNOWN_CONNECTION,
+    WEBHOOK_RECONCILED,
+    WEBHOOK_IGNORED,
+)
+
 TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
     {
         CONNECTIONS: CONNECTIONS_COLUMNS,
@@ -335,6 +371,7 @@ TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
         QUARANTINE: QUARANTINE_COLUMNS,
         RAW_RESPONSES: RAW_RESPONSES_COLUMNS,
         CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
+        WEBHOOK_EVENTS: WEBHOOK_EVENTS_COLUMNS,
     }
 )
 
@@ -350,6 +387,7 @@ PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         QUARANTINE: (),
         RAW_RESPONSES: (),
         CONNECT_SESSIONS: ("session_id",),
+        WEBHOOK_EVENTS: ("event_id",),
     }
 )
 

@@ -96,8 +96,14 @@ def check_duckdb_folder(url: URL) -> None:
             return
 
 
-def create_warehouse_engine(url: URL) -> sa.Engine:
+def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engine:
     """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder.
+
+    Args:
+        hold_connections: keep connections open between uses (a pool). Off, a DuckDB file
+            is opened per use and closed after it: DuckDB lets one process at a time open a
+            file, so a long-lived process that writes now and then (the webhook receiver)
+            must not keep it from the sync runs.
 
     Raises:
         WarehouseConnectionError: the folder cannot be created (a file in its way, no
@@ -110,6 +116,7 @@ def create_warehouse_engine(url: URL) -> sa.Engine:
         # Every new connection to :memory: would be a different, empty database.
         return sa.create_engine(url, poolclass=sa.pool.StaticPool)
     check_duckdb_folder(url)
+    pooling = {} if hold_connections else {"poolclass": sa.pool.NullPool}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -117,7 +124,7 @@ def create_warehouse_engine(url: URL) -> sa.Engine:
             f"{URL_SETTING}: cannot create the folder {path.parent} of the DuckDB file: "
             f"{exc.strerror or exc}"
         ) from None
-    return sa.create_engine(url)
+    return sa.create_engine(url, **pooling)
 
 
 def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:

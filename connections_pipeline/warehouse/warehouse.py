@@ -1,7 +1,7 @@
 """The `Warehouse` facade: one object per warehouse URL and schema."""
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -9,7 +9,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from connections_pipeline.redaction import safe_database_url
-from connections_pipeline.warehouse import bulk, run_records
+from connections_pipeline.warehouse import bulk, run_records, webhook_inbox
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
     CONNECTIONS,
@@ -20,6 +20,7 @@ from connections_pipeline.warehouse.columns import (
     REAUTH_QUEUE_TABLE_COLUMNS,
     SYNC_RUNS,
     TOKENS,
+    WEBHOOK_EVENTS,
     columns_of,
     polars_schema,
 )
@@ -64,13 +65,17 @@ class Warehouse:
             (setting CONNECTIONS_WAREHOUSE_URL).
         schema: the schema holding the tables, a plain identifier
             (setting CONNECTIONS_WAREHOUSE_SCHEMA); created if missing.
+        hold_connections: keep connections open between uses; off, a DuckDB file is
+            opened per use (see `engine.create_warehouse_engine`).
     """
 
-    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(
+        self, url: str, schema: str = DEFAULT_SCHEMA, *, hold_connections: bool = True
+    ) -> None:
         self.schema = validate_schema_name(schema)
         self.url = parse_warehouse_url(url)
         self.metadata = build_metadata(self.schema)
-        self._engine = create_warehouse_engine(self.url)
+        self._engine = create_warehouse_engine(self.url, hold_connections)
 
     def __repr__(self) -> str:
         return f"Warehouse({safe_database_url(self.url)!r}, {self.schema!r})"
@@ -227,6 +232,38 @@ class Warehouse:
         rows = run_records.conform_sessions(frame)
         with self._connect(transaction=True) as connection:
             return run_records.add_sessions(connection, self.table(CONNECT_SESSIONS), rows)
+
+    def store_webhook_event(self, event: Mapping[str, Any]) -> bool:
+        """Store one webhook event in its own transaction, unless its ID is stored already.
+
+        Returns:
+            True when stored now, False for a replayed event ID.
+        """
+        with self._connect(transaction=True) as connection:
+            return webhook_inbox.store_event(connection, self.table(WEBHOOK_EVENTS), event)
+
+    def pending_webhook_events(self, limit: int = 1_000) -> pl.DataFrame:
+        """Webhook events not processed yet, oldest first."""
+        query = webhook_inbox.pending_query(self.table(WEBHOOK_EVENTS), limit)
+        return self._read(query, polars_schema(WEBHOOK_EVENTS))
+
+    def read_webhook_events(self, event_ids: Collection[str]) -> pl.DataFrame:
+        """The inbox rows of these event IDs (those stored), by event ID."""
+        query = webhook_inbox.events_query(self.table(WEBHOOK_EVENTS), event_ids)
+        return self._read(query, polars_schema(WEBHOOK_EVENTS))
+
+    def mark_webhook_events(
+        self, outcomes: Mapping[str, str], run_id: str | None, at: dt.datetime
+    ) -> int:
+        """Record each still-unprocessed event's outcome (event ID → outcome), processed by
+        `run_id` at `at`, in one transaction.
+
+        Returns:
+            How many events were marked.
+        """
+        table = self.table(WEBHOOK_EVENTS)
+        with self._connect(transaction=True) as connection:
+            return webhook_inbox.mark_processed(connection, table, outcomes, run_id, at)
 
     def _reauth_queue_table(self) -> sa.Table:
         # Outside build_metadata on purpose: a published view for people, replaced whole on

@@ -42,6 +42,14 @@ RUNS = {
         ["scale_sync.py", "coverage", "--connections", "80"],
         "every token observed after",
     ),
+    "webhook_latency": (
+        [
+            "webhook_latency.py",
+            *("--connections", "30", "--events", "2", "--rounds", "1"),
+            *("--sensor-interval", "1"),
+        ],
+        "event -> warehouse: median",
+    ),
 }
 
 

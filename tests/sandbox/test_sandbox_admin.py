@@ -16,6 +16,7 @@ def test_admin_reads_match_in_process_methods(sandbox: FinchSandbox, api: Api) -
     assert api.get("/_sandbox/credentials").json() == {
         "client_id": client_id,
         "client_secret": client_secret,
+        "webhook_secret": sandbox.webhooks.secret,
     }
     assert api.get("/_sandbox/stats").json() == sandbox.stats()
 

@@ -166,3 +166,22 @@ def test_staged_rows_of_the_previous_snapshot_do_not_count_as_known() -> None:
     plan = _plan(("fp-a", introspection("conn-a")), ("fp-b", introspection("conn-b")), prior=prior)
     assert plan["conn-a"]["need_jobs"] is False
     assert plan["conn-b"]["need_jobs"] is True
+
+
+def test_a_reported_job_completion_asks_for_jobs_again_but_never_for_assisted() -> None:
+    prior = previous(
+        previous_row("conn-a", company_fetched_at=at(-24)),
+        previous_row("conn-b", company_fetched_at=at(-24)),
+        previous_row("conn-c", company_fetched_at=at(-24)),
+    )
+    parsed, _ = parse_introspections(
+        raw_frame(
+            ok("fp-a", introspection("conn-a", auth_types=("oauth",))),
+            ok("fp-b", introspection("conn-b", auth_types=("oauth",))),
+            ok("fp-c", introspection("conn-c", auth_types=("assisted",))),
+        )
+    )
+    source = token_source(*({"token_fingerprint": fp} for fp in ("fp-a", "fp-b", "fp-c")))
+    plan = plan_followups(parsed, source, prior, T0, TTL, frozenset({"conn-a", "conn-c"}))
+    need_jobs = dict(zip(plan["connection_id"], plan["need_jobs"], strict=True))
+    assert need_jobs == {"conn-a": True, "conn-b": False, "conn-c": False}
