@@ -97,7 +97,11 @@ def test_sync_through_faults_loads_answers_and_reports_failures(
     assert failed_tokens["last_error"].null_count() == 0
     followups = failed.filter(pl.col("endpoint").is_in(["jobs", "company"]))
     rows = after_faults.filter(pl.col("connection_id").is_in(followups["connection_id"].implode()))
-    assert rows.height == followups["connection_id"].n_unique() > 0
+    assert rows.height > 0
+    # A connection first seen in this run whose freshest token failed has no row yet.
+    failed_introspections = set(failed.filter(pl.col("endpoint") == "introspect")["connection_id"])
+    rowless = set(followups["connection_id"]) - set(rows["connection_id"])
+    assert rowless <= failed_introspections
     assert all(" not read: failed after retries: " in error for error in rows["last_error"])
 
     # Loaded correctly: every connection no failed call touched equals the ground truth.
