@@ -35,6 +35,7 @@ class Pacer:
     def __init__(self, config: FinchClientConfig) -> None:
         self._config = config
         self._limiters: dict[str, Limiter] = {}
+        self._retired: list[Limiter] = []
         if config.pacing:
             self._limiters["ip"] = _sliding_window(config.paced_ip_limit, config.scaled_ip_window)
             for product in config.product_limits:
@@ -54,7 +55,10 @@ class Pacer:
         and the two limits would add up instead of overlapping. With a reserve, calls
         without a product stay within the rest of the budget. 0 removes the reserve.
         """
-        self._limiters.pop("unreserved", None)
+        retired = self._limiters.pop("unreserved", None)
+        if retired is not None:
+            # A call may still be waiting on it; it is closed with the others.
+            self._retired.append(retired)
         if requests_per_window > 0 and "ip" in self._limiters:
             config = self._config
             share = max(config.paced_ip_limit - requests_per_window, 1)
@@ -110,7 +114,7 @@ class Pacer:
         return cooldown
 
     def close(self) -> None:
-        for limiter in self._limiters.values():
+        for limiter in [*self._limiters.values(), *self._retired]:
             limiter.close()
 
     async def _wait_for_gate(self) -> None:

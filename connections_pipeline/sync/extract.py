@@ -126,7 +126,7 @@ async def extract(
         _introspect_until(
             client, [by_fingerprint[f] for f in plan.polled], order, budget, progress
         ),
-        calls.many("company", _pairs(early)),
+        _early_company_calls(client, calls, _pairs(early)),
     )
     for token, result in polled:
         connection_id = result.data.get("connection_id") if result.ok else token.connection_id
@@ -150,7 +150,6 @@ async def extract(
         companies.height + early.height,
         early.height,
     )
-    client.reserve_for_products(0)
     records += early_records
     records += await calls.many("jobs", _pairs(jobs))
     records += await calls.many("company", _pairs(companies))
@@ -163,6 +162,17 @@ async def extract(
         oldest_deferred_seen_at=_oldest_seen(order, deferred),
     )
     return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
+
+
+async def _early_company_calls(
+    client: FinchClient, calls: "_Calls", wanted: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The company names asked for alongside the introspections; once they are in, the
+    IP budget kept for them goes back to the introspections."""
+    try:
+        return await calls.many("company", wanted)
+    finally:
+        client.reserve_for_products(0)
 
 
 def _pairs(plan: pl.DataFrame) -> list[tuple[str, str]]:
