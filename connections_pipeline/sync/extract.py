@@ -21,6 +21,7 @@ from connections_pipeline.transform.guards import Application, split_by_applicat
 from connections_pipeline.transform.parse import parse_introspections
 from connections_pipeline.transform.polling import (
     COMPANY_BURST,
+    NEVER_SEEN,
     RunBudget,
     company_allowance,
     plan_polling,
@@ -111,15 +112,27 @@ async def extract(
     records.append(_raw(run_id, providers, None, None))
     token_frame = batch.token_frame()
     order = polling_order(token_frame, previous, previous_tokens)
+    as_of_guess = _as_of([providers])
     allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)
     plan = plan_polling(order, allowance, rules.only_connection_ids)
-    by_fingerprint = {token.fingerprint: token for token in batch.tokens}
-    calls = _Calls(client, by_fingerprint, run_id, progress)
     # Company names already due for connections known from the last run are asked for
     # while the tokens are introspected, so the company limit's waiting overlaps the IP
-    # limit's instead of adding to it.
-    company_budget = _company_budget(1 + len(plan.polled), budget)
-    known_due = known_company_lookups(previous, plan.polled, _as_of([providers]), rules.company_ttl)
+    # limit's instead of adding to it. Under a request budget they get their share of it
+    # first: otherwise a budget that binds every run would never leave room for a name.
+    # A connection deferred this run still gets its name (with the token that answered for
+    # it last time); a targeted run asks about its own connections only.
+    by_fingerprint = {token.fingerprint: token for token in batch.tokens}
+    targeted = rules.only_connection_ids is not None
+    usable = plan.polled if targeted else list(by_fingerprint)
+    known_due = known_company_lookups(previous, usable, as_of_guess, rules.company_ttl)
+    if allowance is not None and not known_due.is_empty():
+        reserve = min(known_due.height, company_allowance(allowance, budget.company_share))
+        plan = plan_polling(order, max(allowance - reserve, 0), rules.only_connection_ids)
+    calls = _Calls(client, by_fingerprint, run_id, progress)
+    # Leave room for the job listing each new connection will need.
+    polled_order = order.filter(pl.col("token_fingerprint").is_in(plan.polled))
+    new_connections = polled_order.filter(pl.col("priority") == NEVER_SEEN)["group"].n_unique()
+    company_budget = _company_budget(1 + len(plan.polled) + new_connections, budget)
     early = known_due.head(company_budget)
     client.reserve_for_products(min(early.height, COMPANY_CALLS_PER_IP_WINDOW))
     (polled, late), early_records = await asyncio.gather(

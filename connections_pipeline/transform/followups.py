@@ -25,11 +25,11 @@ def wants_company_name() -> pl.Expr:
 
 
 def known_company_lookups(
-    previous: pl.DataFrame, polled: list[str], as_of: datetime, company_ttl: timedelta
+    previous: pl.DataFrame, usable: list[str], as_of: datetime, company_ttl: timedelta
 ) -> pl.DataFrame:
     """connection_id, token_fingerprint, company_fetched_at: live connections known from the
     last run whose company name is due (missing, pending, or older than the TTL), with the
-    token that answered for them then — if this run polls it — oldest name first.
+    token that answered for them then — if it is among `usable` — oldest name first.
 
     They can be asked for before this run's introspections answer; a connection whose
     answer has changed meanwhile (re-auth, more entities) only wastes the call.
@@ -42,7 +42,7 @@ def known_company_lookups(
             & (pl.col("entity_count") <= 1)
             & pl.col("products").fill_null("").str.split(",").list.contains("company")
             & ~pl.col("connection_status").is_in([*concepts.NEEDS_ACTION_STATUSES, "pending"])
-            & pl.col("working_token_fingerprint").is_in(polled)
+            & pl.col("working_token_fingerprint").is_in(usable)
             & (
                 pl.col("company_name_pending").fill_null(False)
                 | pl.col("company_name").is_null()

@@ -343,7 +343,17 @@ def _carried_forward(
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
     )
     revoked = pl.col("all_revoked").fill_null(False)
-    kept = known.join(per_connection, on="connection_id", how="left").with_columns(
+    # A deferred connection's company name may still have been asked for this run.
+    companies = parse_companies(inputs.raw).select(
+        "connection_id",
+        pl.col("legal_name").alias("fetched_legal_name"),
+        pl.col("company_fetched_at").alias("fetched_company_at"),
+    )
+    kept = known.join(per_connection, on="connection_id", how="left").join(
+        companies, on="connection_id", how="left"
+    )
+    named = pl.col("fetched_legal_name").is_not_null() & (pl.col("entity_count") <= 1) & ~revoked
+    kept = kept.with_columns(
         pl.when(revoked).then(pl.lit(concepts.DISCONNECTED)).otherwise("state").alias("state"),
         pl.when(revoked)
         .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
@@ -361,6 +371,13 @@ def _carried_forward(
         (pl.col("failure").is_not_null() & ~revoked).alias("stale"),
         pl.coalesce("token_count_right", "token_count").alias("token_count"),
         *_filled_from_source(revoked),
+    ).with_columns(
+        pl.when(named).then("fetched_legal_name").otherwise("company_name").alias("company_name"),
+        (pl.col("company_name_pending").fill_null(False) & ~named).alias("company_name_pending"),
+        pl.when(named)
+        .then("fetched_company_at")
+        .otherwise("company_fetched_at")
+        .alias("company_fetched_at"),
     )
     # Known only to the token source: every token the application kept for it is revoked.
     unseen = per_connection.filter(

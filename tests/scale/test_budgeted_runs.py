@@ -170,3 +170,25 @@ def test_a_deadline_that_has_passed_defers_the_rest(tmp_path: Path, postgres_url
     assert result.status == "success"
     assert _frame_rows(after) == _frame_rows(before)
     assert not after["stale"].any()
+
+
+def test_company_names_fill_even_when_the_budget_binds_every_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
+    with served_sandbox(seed=1706, connections=80) as (sandbox, finch, source):
+        budget = len(sandbox.tokens()) // 2
+        settings = _budgeted(budget, company_share=0.5)
+        pending, requests = [], []
+        for number in range(1, 13):
+            sandbox.reset_stats()
+            result = sync_with_resources(f"run-{number}", finch, source, warehouse, settings)
+            requests.append(sandbox.stats()["requests"])
+            run = run_row(warehouse, result.run_id)
+            pending.append(run["company_names_pending"])
+            if run["tokens_never_observed"] == 0 and pending[-1] == 0:
+                break
+    warehouse.dispose()
+
+    assert max(requests) <= budget
+    assert max(pending) > 0 and pending[-1] == 0, pending
