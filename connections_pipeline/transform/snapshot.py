@@ -343,7 +343,9 @@ def _carried_forward(
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
     )
     revoked = pl.col("all_revoked").fill_null(False)
-    # A deferred connection's company name may still have been asked for this run.
+    # A deferred connection's company name may still have been asked for this run, with
+    # the token an earlier run verified; a connection whose tokens were polled and not
+    # refreshed (failed, another application's) keeps what it had.
     companies = parse_companies(inputs.raw).select(
         "connection_id",
         pl.col("legal_name").alias("fetched_legal_name"),
@@ -352,7 +354,8 @@ def _carried_forward(
     kept = known.join(per_connection, on="connection_id", how="left").join(
         companies, on="connection_id", how="left"
     )
-    named = pl.col("fetched_legal_name").is_not_null() & (pl.col("entity_count") <= 1) & ~revoked
+    deferred = pl.col("token_count_right").is_null()
+    named = pl.col("fetched_legal_name").is_not_null() & (pl.col("entity_count") <= 1) & deferred
     kept = kept.with_columns(
         pl.when(revoked).then(pl.lit(concepts.DISCONNECTED)).otherwise("state").alias("state"),
         pl.when(revoked)
