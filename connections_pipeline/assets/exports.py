@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
-from connections_pipeline.assets.failures import opened_warehouse, setting_failure
+from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
 from connections_pipeline.assets.table_schemas import export_schema
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import (
@@ -27,12 +26,10 @@ from connections_pipeline.export import (
     latest_file_name,
 )
 from connections_pipeline.partitions import connection_state_partitions
-from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
 from connections_pipeline.warehouse import (
     CONNECTIONS,
     CONNECTIONS_COLUMNS,
-    WarehouseConnectionError,
 )
 
 EXPORT_GROUP = "finch_exports"
@@ -112,23 +109,11 @@ def finch_connections_csv(
         destination.check()
     except ExportSettingError as exc:
         raise setting_failure(str(exc), export_destination) from None
-    with opened_warehouse(warehouse) as store:
-        try:
-            current = store.read_current()
-            snapshot = store.latest_loaded_run()
-        except WarehouseConnectionError as exc:
-            # Retried (the warehouse may be back soon), without the URL's password.
-            raise WarehouseConnectionError(warehouse.scrub(str(exc))) from None
-        except sa.exc.DBAPIError as exc:
-            raise setting_failure(
-                f"{CONNECTIONS} could not be read from {safe_database_url(warehouse.url)} "
-                f"(schema {warehouse.schema_name!r}, {exc.orig.__class__.__name__}); has "
-                "sync_connections run?"
-            ) from None
+    with snapshot_reads(warehouse) as store:
+        current = store.read_current()
+        snapshot = store.latest_loaded_run()
     if snapshot is None:
-        raise setting_failure(
-            f"no sync has loaded a snapshot into {CONNECTIONS} yet; run sync_connections first"
-        )
+        raise no_snapshot_yet()
     exported_at = datetime.now(UTC)
     context.log.info(
         "Exporting %s from %d rows of %s (snapshot as of %s, sync %s %s) to %s",

@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
+from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.resources.redacted_fields import scrub_resources
-from connections_pipeline.warehouse import Warehouse, WarehouseConnectionError
+from connections_pipeline.warehouse import CONNECTIONS, Warehouse, WarehouseConnectionError
 
 FAILURE_CAUSE = "cause"
 SETTING_CAUSE, HELD_CAUSE = "setting", "held"
@@ -41,3 +43,28 @@ def opened_warehouse(warehouse: WarehouseResource) -> Iterator[Warehouse]:
         yield store
     finally:
         store.dispose()
+
+
+@contextmanager
+def snapshot_reads(warehouse: WarehouseResource) -> Iterator[Warehouse]:
+    """The warehouse opened to read the loaded snapshot (as `opened_warehouse`). A lost
+    connection is raised again without the URL's password (retried: the warehouse may be
+    back soon); a failing read fails the step once, naming the table and the schema."""
+    with opened_warehouse(warehouse) as store:
+        try:
+            yield store
+        except WarehouseConnectionError as exc:
+            raise WarehouseConnectionError(warehouse.scrub(str(exc))) from None
+        except sa.exc.DBAPIError as exc:
+            raise setting_failure(
+                f"{CONNECTIONS} could not be read from {safe_database_url(warehouse.url)} "
+                f"(schema {warehouse.schema_name!r}, {exc.orig.__class__.__name__}); has "
+                "sync_connections run?"
+            ) from None
+
+
+def no_snapshot_yet() -> dg.Failure:
+    """The step's failure when no sync has loaded a snapshot to read."""
+    return setting_failure(
+        f"no sync has loaded a snapshot into {CONNECTIONS} yet; run sync_connections first"
+    )

@@ -4,15 +4,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
-from connections_pipeline.assets.failures import opened_warehouse, setting_failure
+from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import ISO_8601_UTC, ExportSettingError
 from connections_pipeline.export.report import ReportExport, Snapshot, export_report
-from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
-from connections_pipeline.warehouse import CONNECTIONS, SYNC_RUNS, WarehouseConnectionError
+from connections_pipeline.warehouse import CONNECTIONS, SYNC_RUNS
 
 REPORT_ASSET = "finch_connections_report"
 REPORT_GROUP = "finch_report"
@@ -45,23 +43,12 @@ def finch_connections_report(
         destination.check()
     except ExportSettingError as exc:
         raise setting_failure(str(exc), export_destination) from None
-    with opened_warehouse(warehouse) as store:
-        try:
-            current = store.read_current()
-            loaded = store.latest_loaded_run()
-            latest = store.latest_run()
-        except WarehouseConnectionError as exc:
-            raise WarehouseConnectionError(warehouse.scrub(str(exc))) from None
-        except sa.exc.DBAPIError as exc:
-            raise setting_failure(
-                f"{CONNECTIONS} could not be read from {safe_database_url(warehouse.url)} "
-                f"(schema {warehouse.schema_name!r}, {exc.orig.__class__.__name__}); has "
-                "sync_connections run?"
-            ) from None
+    with snapshot_reads(warehouse) as store:
+        current = store.read_current()
+        loaded = store.latest_loaded_run()
+        latest = store.latest_run()
     if loaded is None:
-        raise setting_failure(
-            f"no sync has loaded a snapshot into {CONNECTIONS} yet; run sync_connections first"
-        )
+        raise no_snapshot_yet()
     snapshot = Snapshot(
         as_of=loaded["as_of"],
         run_id=loaded["run_id"],
