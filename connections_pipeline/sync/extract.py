@@ -21,7 +21,6 @@ from connections_pipeline.transform.guards import Application, split_by_applicat
 from connections_pipeline.transform.parse import parse_introspections
 from connections_pipeline.transform.polling import (
     COMPANY_BURST,
-    NEVER_SEEN,
     RunBudget,
     company_allowance,
     plan_polling,
@@ -66,14 +65,12 @@ class Coverage:
     """What a run asked about and what it left for the next run.
 
     Attributes:
-        polled: tokens introspected.
         deferred: token fingerprints not introspected (budget, deadline, targeted run).
         never_observed: how many of them no run has observed yet.
         oldest_deferred_seen_at: when the longest-waiting observed deferred token was last
             observed.
     """
 
-    polled: int = 0
     deferred: tuple[str, ...] = ()
     never_observed: int = 0
     oldest_deferred_seen_at: datetime | None = None
@@ -129,10 +126,8 @@ async def extract(
         reserve = min(known_due.height, company_allowance(allowance, budget.company_share))
         plan = plan_polling(order, max(allowance - reserve, 0), rules.only_connection_ids)
     calls = _Calls(client, by_fingerprint, run_id, progress)
-    # Leave room for the job listing each new connection will need.
-    polled_order = order.filter(pl.col("token_fingerprint").is_in(plan.polled))
-    new_connections = polled_order.filter(pl.col("priority") == NEVER_SEEN)["group"].n_unique()
-    company_budget = _company_budget(1 + len(plan.polled) + new_connections, budget)
+    # The plan's cost leaves room for the job listing each new connection will need.
+    company_budget = _company_budget(1 + plan.requests, budget)
     early = known_due.head(company_budget)
     client.reserve_for_products(min(early.height, COMPANY_CALLS_PER_IP_WINDOW))
     (polled, late), early_records = await asyncio.gather(
@@ -167,13 +162,7 @@ async def extract(
     records += await calls.many("jobs", _pairs(jobs))
     records += await calls.many("company", _pairs(companies))
     raw = pl.DataFrame(records, schema=RAW_SCHEMA)
-    deferred = [*plan.deferred, *late]
-    coverage = Coverage(
-        polled=len(polled),
-        deferred=tuple(deferred),
-        never_observed=_never_observed(order, deferred),
-        oldest_deferred_seen_at=_oldest_seen(order, deferred),
-    )
+    coverage = _coverage(order, [*plan.deferred, *late])
     return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
 
 
@@ -280,13 +269,13 @@ def _slices(
     return slices
 
 
-def _oldest_seen(order: pl.DataFrame, deferred: list[str]) -> datetime | None:
-    return order.filter(pl.col("token_fingerprint").is_in(deferred))["last_seen_at"].min()
-
-
-def _never_observed(order: pl.DataFrame, deferred: list[str]) -> int:
-    waiting = order.filter(pl.col("token_fingerprint").is_in(deferred))
-    return waiting["last_seen_at"].null_count()
+def _coverage(order: pl.DataFrame, deferred: list[str]) -> "Coverage":
+    seen = order.filter(pl.col("token_fingerprint").is_in(deferred))["last_seen_at"]
+    return Coverage(
+        deferred=tuple(deferred),
+        never_observed=seen.null_count(),
+        oldest_deferred_seen_at=seen.min(),
+    )
 
 
 def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], None] | None:

@@ -56,6 +56,9 @@ class PollingPlan:
 
     polled: list[str]
     deferred: list[str]
+    # What the polled connections will cost: a request per token, and a job listing per
+    # connection never seen.
+    requests: int = 0
 
 
 def polling_order(
@@ -127,13 +130,15 @@ def plan_polling(
         pl.col("token_fingerprint"), pl.col("cost").first()
     )
     polled: list[str] = []
+    requests = 0
     remaining = math.inf if request_allowance is None else request_allowance
     for fingerprints, cost in groups.select("token_fingerprint", "cost").iter_rows():
         if cost <= remaining:
             polled += fingerprints
+            requests += cost
             remaining -= cost
     deferred = order.filter(~pl.col("token_fingerprint").is_in(polled))
-    return PollingPlan(polled=polled, deferred=deferred["token_fingerprint"].to_list())
+    return PollingPlan(polled, deferred["token_fingerprint"].to_list(), requests)
 
 
 def company_allowance(requests: int, share: float) -> int:
