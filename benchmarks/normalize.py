@@ -1,4 +1,4 @@
-"""Normalize + classify and validation speed on one million raw `/introspect` responses.
+"""Decode, normalize + classify, and validation on one million raw `/introspect` answers.
 
 The raw rows are shaped exactly like the extractor's (`RAW_SCHEMA`, one row per call,
 `endpoint="introspect"`, `outcome="ok"`, `body` the JSON text) and their bodies are the
@@ -11,12 +11,16 @@ Each measured step runs in a fresh subprocess that first loads its inputs from P
 its RSS high-water mark (`resource.getrusage`, which also sees Rust allocations) belongs to
 that step alone (inputs included; the RSS after loading them is printed beside it):
 
-  (1) normalize + classify: `build_snapshot(SnapshotInputs(...), column_names)` with empty
-      previous / previous_tokens / sessions frames; rows/s counts raw rows in.
+  (0) decode: the extraction's `IntrospectionDecoder` over every body, in chunks on worker
+      threads, as a sync does while the answers arrive; each body is decoded once, here.
+  (1) normalize + classify: `build_snapshot` from the decoded introspections (what the
+      extraction hands over) with empty previous / previous_tokens / sessions frames;
+      rows/s counts raw rows in. The bodies' text is not loaded: the snapshot never reads
+      it (it goes to `finch_raw_responses` as received).
   (2) validation: `split_valid(connections, CONNECTIONS_SCHEMA, "connection_key")`; rows/s
       counts snapshot rows in.
 
-Target: (1) >= 200,000 rows/s.
+Target: (1) >= 300,000 rows/s and <= 1.5 GiB peak RSS at 1,000,000 rows.
 
     python benchmarks/normalize.py --rows 1000000
     python benchmarks/normalize.py --rows 200000 --profile
@@ -40,7 +44,8 @@ import polars as pl
 
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 CONNECTIONS_PER_CHUNK = 50_000
-TARGET_ROWS_PER_SECOND = 200_000
+TARGET_ROWS_PER_SECOND = 300_000
+TARGET_PEAK_MIB = 1_536
 
 
 # --- generation ---------------------------------------------------------------------------
@@ -150,12 +155,14 @@ def _peak_mb() -> float:
 
 
 def _inputs(folder: Path):
+    """The snapshot's inputs: raw rows without the `/introspect` bodies, already decoded."""
     from connections_pipeline.transform.snapshot import SnapshotInputs
     from connections_pipeline.warehouse import CONNECT_SESSIONS, CONNECTIONS, TOKENS, empty_frame
 
-    raw = pl.read_parquet(folder / "raw.parquet")
+    body = pl.when(pl.col("endpoint") != "introspect").then(pl.col("body"))
+    raw = pl.scan_parquet(folder / "raw.parquet").with_columns(body.alias("body")).collect()
     token_source = pl.read_parquet(folder / "token_source.parquet")
-    return SnapshotInputs(
+    inputs = SnapshotInputs(
         run_id="bench-run",
         as_of=START,
         raw=raw,
@@ -164,6 +171,46 @@ def _inputs(folder: Path):
         previous_tokens=empty_frame(TOKENS),
         sessions=empty_frame(CONNECT_SESSIONS),
     )
+    decoded = (
+        pl.read_parquet(folder / "introspections.parquet"),
+        pl.read_parquet(folder / "rejected.parquet"),
+    )
+    return inputs, decoded
+
+
+def step_decode(folder: Path) -> dict:
+    import asyncio
+
+    from connections_pipeline.sync.decoding import IntrospectionDecoder
+
+    raw = pl.read_parquet(folder / "raw.parquet").filter(pl.col("endpoint") == "introspect")
+    rows = raw.to_dicts()
+    del raw
+    loaded_mb, loaded_peak_mb = _rss_now_mb(), _peak_mb()
+
+    async def decode_all() -> tuple[pl.DataFrame, pl.DataFrame]:
+        decoder = IntrospectionDecoder()
+        for row in rows:
+            decoder.add(row)
+        return await decoder.decoded()
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    introspections, rejected = asyncio.run(decode_all())
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    peak = _peak_mb()
+    introspections.write_parquet(folder / "introspections.parquet")
+    rejected.write_parquet(folder / "rejected.parquet")
+    return {
+        "rows_in": len(rows),
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "rejected": rejected.height,
+        "loaded_rss_mb": loaded_mb,
+        "loaded_peak_mb": loaded_peak_mb,
+        "peak_rss_mb": peak,
+    }
 
 
 def step_normalize(folder: Path) -> dict:
@@ -171,11 +218,11 @@ def step_normalize(folder: Path) -> dict:
     from connections_pipeline.warehouse import CONNECTIONS_COLUMNS
 
     columns = [column.name for column in CONNECTIONS_COLUMNS]
-    inputs = _inputs(folder)
+    inputs, decoded = _inputs(folder)
     rows_in = inputs.raw.filter(pl.col("endpoint") == "introspect").height
     loaded_mb, loaded_peak_mb = _rss_now_mb(), _peak_mb()
     started = time.perf_counter()
-    snapshot = build_snapshot(inputs, columns)
+    snapshot = build_snapshot(inputs, columns, decoded)
     elapsed = time.perf_counter() - started
     peak = _peak_mb()
     snapshot.connections.write_parquet(folder / "connections.parquet")
@@ -214,12 +261,12 @@ def step_validate(folder: Path) -> dict:
 
 
 def step_profile(folder: Path) -> dict:
-    """Time build_snapshot's stages and parse_introspections' expressions one by one."""
-    from connections_pipeline.transform import json_bodies, parse, snapshot
-    from connections_pipeline.transform.dashboard_rules import connection_type
+    """Time build_snapshot's stages one by one, the way it calls them."""
+    from connections_pipeline.transform import parse, snapshot
+    from connections_pipeline.transform.sessions import session_progress, staged_rows
     from connections_pipeline.warehouse import CONNECTIONS_COLUMNS
 
-    inputs = _inputs(folder)
+    inputs, (parsed, _) = _inputs(folder)
     timings: dict[str, float] = {}
 
     def clock(name, function, *args):
@@ -228,89 +275,19 @@ def step_profile(folder: Path) -> dict:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
         return result
 
-    # Stage by stage, the way build_snapshot calls them.
-    ok = clock("ok_bodies filter", parse.ok_bodies, inputs.raw, "introspect")
-    decoded, _ = clock(
-        "decode_bodies (json_decode, 2,000-row chunks)",
-        json_bodies.decode_bodies,
-        ok,
-        json_bodies.INTROSPECTION_DTYPE,
-    )
-    whole = clock(
-        "  for comparison: json_decode in one call",
-        lambda: ok.select(pl.col("body").str.json_decode(json_bodies.INTROSPECTION_DTYPE)),
-    )
-    del whole
-    body = pl.col("decoded")
-    status = body.struct.field("connection_status")
-    expressions = {
-        "struct fields (ids, names, status)": [
-            body.struct.field(name)
-            for name in (
-                "connection_id",
-                "provider_id",
-                "company_id",
-                "customer_id",
-                "customer_name",
-                "customer_email",
-            )
-        ]
-        + [status.struct.field("status")],
-        "parse_timestamp(last_successful_sync)": [
-            parse.parse_timestamp(status.struct.field("last_successful_sync"))
-        ],
-        "products drop_nulls/unique/sort/join": [
-            body.struct.field("products").list.drop_nulls().list.unique().list.sort().list.join(",")
-        ],
-        "connection_type(list.eval is_in / contains)": [
-            connection_type(
-                body.struct.field("authentication_methods").list.eval(
-                    pl.element().struct.field("type")
-                )
-            )
-        ],
-        "entities passthrough": [body.struct.field("entities")],
-    }
-    for name, exprs in expressions.items():
-        clock(f"parse: {name}", decoded.select, exprs)
-    introspections, _ = clock(
-        "parse_introspections (total)", parse.parse_introspections, inputs.raw
-    )
     as_of = pl.lit(inputs.as_of).cast(parse.UTC_DATETIME)
-    introspections, others = snapshot.split_by_application(introspections, inputs.application)
+    introspections, others = snapshot.split_by_application(parsed, inputs.application)
+    providers = parse.parse_providers(inputs.raw)
     tokens = clock(
         "_token_outcomes", snapshot._token_outcomes, inputs, introspections, others, as_of
     )
-    clock(
-        "freshest_per_connection (sort + unique)",
-        parse.freshest_per_connection,
-        introspections,
-        tokens,
-    )
     live = clock(
-        "_live_connections (total)",
-        snapshot._live_connections,
-        inputs,
-        introspections,
-        tokens,
-        parse.parse_providers(inputs.raw),
+        "_live_connections", snapshot._live_connections, inputs, introspections, tokens, providers
     )
-    clock("  parse_companies", parse.parse_companies, inputs.raw)
-    clock("  parse_connected_at", parse.parse_connected_at, inputs.raw)
-    clock("  parse_providers", parse.parse_providers, inputs.raw)
-    providers = parse.parse_providers(inputs.raw)
     carried = clock("_carried_forward", snapshot._carried_forward, inputs, live, tokens, providers)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
-    progress = clock(
-        "session_progress", snapshot.session_progress, inputs.sessions, connections, inputs.as_of
-    )
-    staged = clock(
-        "staged_rows",
-        snapshot.staged_rows,
-        progress,
-        inputs.previous,
-        parse.parse_providers(inputs.raw),
-    )
+    progress = clock("session_progress", session_progress, inputs.sessions, connections, START)
+    staged = clock("staged_rows", staged_rows, progress, inputs.previous, providers)
     connections = pl.concat([connections, staged], how="diagonal_relaxed")
     connections = clock("_with_session_links", snapshot._with_session_links, connections, progress)
     connections = clock(
@@ -318,12 +295,16 @@ def step_profile(folder: Path) -> dict:
     )
     columns = [column.name for column in CONNECTIONS_COLUMNS]
     clock("_conform + sort", lambda: snapshot._conform(connections, columns).sort("connection_key"))
-    clock("_entities (explode)", snapshot._entities, introspections, live, inputs.run_id)
-    clock("build_snapshot (whole, for reference)", snapshot.build_snapshot, inputs, columns)
+    clock("_entities", snapshot._entities, introspections, live, inputs.run_id)
     return {"rows_in": introspections.height, "timings": timings}
 
 
-STEPS = {"normalize": step_normalize, "validate": step_validate, "profile": step_profile}
+STEPS = {
+    "decode": step_decode,
+    "normalize": step_normalize,
+    "validate": step_validate,
+    "profile": step_profile,
+}
 
 
 def run_step(step: str, folder: Path) -> dict:
@@ -358,16 +339,27 @@ def main() -> None:
 
 
 def _report(folder: Path, profile: bool) -> None:
+    decode = run_step("decode", folder)
+    print(f"(0) decode (IntrospectionDecoder, {decode['rows_in']:,} bodies, once each)")
+    per_body_us = decode["cpu_seconds"] / decode["rows_in"] * 1e6
+    print(f"      time {decode['seconds']:8.2f} s   "
+          f"{decode['rows_in'] / decode['seconds']:12,.0f} bodies/s   "
+          f"CPU {decode['cpu_seconds']:.2f} s ({per_body_us:.1f} us a body), "
+          f"{decode['rejected']:,} rejected")  # fmt: skip
+    print(f"      RSS after loading inputs {decode['loaded_rss_mb']:8,.0f} MiB   "
+          f"peak RSS {decode['peak_rss_mb']:8,.0f} MiB")  # fmt: skip
     normalize = run_step("normalize", folder)
     rate = normalize["rows_in"] / normalize["seconds"]
     verdict = "OK" if rate >= TARGET_ROWS_PER_SECOND else "MISSED"
+    memory = "OK" if normalize["peak_rss_mb"] <= TARGET_PEAK_MIB else "MISSED"
     print(f"(1) normalize + classify (build_snapshot), {normalize['rows_in']:,} raw rows")
     print(f"      time {normalize['seconds']:8.2f} s   {rate:12,.0f} rows/s   "
           f"(target >= {TARGET_ROWS_PER_SECOND:,}: {verdict})")  # fmt: skip
     print(f"      out: {normalize['rows_out']:,} connections {normalize['states']}, "
           f"{normalize['entities']:,} entities, {normalize['rejected']:,} rejected")  # fmt: skip
     print(f"      RSS after loading inputs {normalize['loaded_rss_mb']:8,.0f} MiB   "
-          f"peak RSS {normalize['peak_rss_mb']:8,.0f} MiB")  # fmt: skip
+          f"peak RSS {normalize['peak_rss_mb']:8,.0f} MiB   "
+          f"(target <= {TARGET_PEAK_MIB:,} MiB at 1,000,000 rows: {memory})")  # fmt: skip
     validate = run_step("validate", folder)
     rate = validate["rows_in"] / validate["seconds"]
     print(f"(2) validation (split_valid, CONNECTIONS_SCHEMA), {validate['rows_in']:,} rows")

@@ -9,6 +9,7 @@ dropped connection, a 5xx or an unreadable success body ends the call as `UNKNOW
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 import httpx
+import msgspec
 from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
@@ -327,17 +329,17 @@ class FinchClient:
         return replace(base, reason=f"HTTP {status} {base.error_name or ''}".strip())
 
     def _classify_success(self, base: FinchCallResult, response: httpx.Response) -> FinchCallResult:
+        text = response.text
         try:
-            data = response.json()
+            missing = _missing_fields(base.endpoint, text)
         except ValueError:
             self.stats.malformed_bodies += 1
             return replace(base, reason="transient", message="malformed JSON body")
-        missing = _missing_fields(base.endpoint, data)
         if missing:
             self.stats.malformed_bodies += 1
             return replace(base, reason=f"response lacks required field(s): {', '.join(missing)}")
         self._pacer.record_success()
-        return replace(base, outcome=CallOutcome.OK, data=data)
+        return replace(base, outcome=CallOutcome.OK, text=text)
 
     def _auth_headers(self, access_token: str | None, basic_auth: bool) -> dict[str, str]:
         if basic_auth:
@@ -447,13 +449,42 @@ def _error_fields(response: httpx.Response) -> dict[str, Any]:
     }
 
 
-def _missing_fields(endpoint: str, data: Any) -> list[str]:
+def _missing_fields(endpoint: str, text: str) -> list[str]:
+    """The required fields `text` lacks (absent or null); raises `ValueError` when it is not
+    JSON. Only the required fields are looked at, and none is materialised."""
+    shape = _BODY_SHAPES.get(endpoint)
+    try:
+        checked = shape.decode(text) if shape else msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        # The wrong shape, or JSON msgspec refuses but Python reads (an unpaired surrogate
+        # escape), or not JSON at all (json.loads raises): rare, so decoded in full.
+        return _missing_from(endpoint, json.loads(text))
+    if shape is None or endpoint == "providers":
+        return []
+    return [name for name in REQUIRED_FIELDS[endpoint] if getattr(checked, name) == _NULL]
+
+
+def _missing_from(endpoint: str, data: Any) -> list[str]:
     required = REQUIRED_FIELDS.get(endpoint, ())
     if endpoint == "providers":
         return [] if isinstance(data, list) else ["<a JSON array>"]
     if not isinstance(data, dict):
         return ["<a JSON object>"] if required else []
     return [name for name in required if data.get(name) is None]
+
+
+_NULL = msgspec.Raw(b"null")
+# Per endpoint, a decoder that checks the body's JSON and reads only its required fields,
+# each left as raw JSON.
+_BODY_SHAPES: Mapping[str, msgspec.json.Decoder] = {
+    **{
+        endpoint: msgspec.json.Decoder(
+            msgspec.defstruct(f"{endpoint}_required", [(name, msgspec.Raw) for name in fields])
+        )
+        for endpoint, fields in REQUIRED_FIELDS.items()
+    },
+    "providers": msgspec.json.Decoder(list[msgspec.Raw]),
+}
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -1,5 +1,6 @@
 """Typed outcomes of Finch calls: what each call came to, never an exception."""
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,7 +28,9 @@ class CallOutcome(StrEnum):
 class FinchCallResult:
     """The result of one logical call, after pacing and retries.
 
-    `data` holds the parsed JSON body when `outcome` is OK. For every other outcome the
+    `text` holds the body as Finch sent it when `outcome` is OK (checked to be JSON with
+    the endpoint's required fields); `data` decodes it on each access, for the few callers
+    that want Python objects. For every other outcome the
     Finch error fields (or, for transport failures, a `reason`) say why; for UNKNOWN the
     `reason` starts with MAY_HAVE_TAKEN_EFFECT. No field ever holds an access token or
     client secret.
@@ -36,7 +39,7 @@ class FinchCallResult:
     endpoint: str
     outcome: CallOutcome
     status_code: int | None = None
-    data: Any = None
+    text: str | None = None
     error_name: str | None = None
     finch_code: str | None = None
     message: str | None = None
@@ -44,6 +47,10 @@ class FinchCallResult:
     request_id: str | None = None
     attempts: int = 1
     server_date: str | None = None
+
+    @property
+    def data(self) -> Any:
+        return None if self.text is None else json.loads(self.text)
 
     @property
     def ok(self) -> bool:

@@ -1,13 +1,11 @@
 """Pull one run's raw responses out of Finch, spending as few requests as the data allows."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import polars as pl
@@ -16,9 +14,15 @@ from connections_pipeline.concepts import LIVE
 from connections_pipeline.finch import FinchCallResult, FinchClient
 from connections_pipeline.finch.client import gather_with_progress
 from connections_pipeline.sources.records import SourceBatch, SourceToken
+from connections_pipeline.sync.decoding import IntrospectionDecoder
+from connections_pipeline.sync.raw_rows import (
+    RAW_SCHEMA,
+    raw_row,
+    server_time,
+    with_answered_connections,
+)
 from connections_pipeline.transform.followups import known_company_lookups, plan_followups
 from connections_pipeline.transform.guards import Application, split_by_application
-from connections_pipeline.transform.parse import parse_introspections
 from connections_pipeline.transform.polling import (
     COMPANY_BURST,
     RunBudget,
@@ -28,21 +32,6 @@ from connections_pipeline.transform.polling import (
 )
 
 logger = logging.getLogger(__name__)
-
-RAW_SCHEMA = {
-    "run_id": pl.String,
-    "endpoint": pl.String,
-    "token_fingerprint": pl.String,
-    "connection_id": pl.String,
-    "fetched_at": pl.Datetime("us", "UTC"),
-    "outcome": pl.String,
-    "status_code": pl.Int32,
-    "error_name": pl.String,
-    "finch_code": pl.String,
-    "request_id": pl.String,
-    "body": pl.String,
-    "failure_reason": pl.String,
-}
 
 Progress = Callable[[str, int, int], None]
 # Company calls paced at 19 a minute fill at most this many of a 5-minute IP window.
@@ -106,7 +95,7 @@ async def extract(
     records: list[dict[str, Any]] = []
     budget = rules.budget
     providers = await client.providers()
-    records.append(_raw(run_id, providers, None, None))
+    records.append(raw_row(run_id, providers, None, None))
     token_frame = batch.token_frame()
     order = polling_order(token_frame, previous, previous_tokens)
     as_of_guess = _as_of([providers])
@@ -130,17 +119,24 @@ async def extract(
     company_budget = _company_budget(1 + plan.requests, budget)
     early = known_due.head(company_budget)
     client.reserve_for_products(min(early.height, COMPANY_CALLS_PER_IP_WINDOW))
+    decoder = IntrospectionDecoder()
+    answers: dict[str, dict[str, Any]] = {}
+
+    def answered(token: SourceToken, result: FinchCallResult) -> None:
+        answers[token.fingerprint] = row = raw_row(
+            run_id, result, token.fingerprint, token.connection_id
+        )
+        decoder.add(row)
+
     (polled, late), early_records = await asyncio.gather(
         _introspect_until(
-            client, [by_fingerprint[f] for f in plan.polled], order, budget, progress
+            client, [by_fingerprint[f] for f in plan.polled], order, budget, progress, answered
         ),
         _early_company_calls(client, calls, _pairs(early)),
     )
-    for token, result in polled:
-        connection_id = result.data.get("connection_id") if result.ok else token.connection_id
-        records.append(_raw(run_id, result, token.fingerprint, connection_id))
+    records += [answers[token.fingerprint] for token, _ in polled]
     as_of = _as_of([providers, *(result for _, result in polled)])
-    parsed = parse_introspections(pl.DataFrame(records, schema=RAW_SCHEMA))
+    parsed = await decoder.decoded()
     ours, _ = split_by_application(parsed[0], application or Application())
     followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl, jobs_for)
     jobs = followups.filter("need_jobs")
@@ -161,7 +157,7 @@ async def extract(
     records += early_records
     records += await calls.many("jobs", _pairs(jobs))
     records += await calls.many("company", _pairs(companies))
-    raw = pl.DataFrame(records, schema=RAW_SCHEMA)
+    raw = with_answered_connections(pl.DataFrame(records, schema=RAW_SCHEMA), parsed[0])
     coverage = _coverage(order, [*plan.deferred, *late])
     return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
 
@@ -196,7 +192,7 @@ class _Calls:
         calls = [call(self.tokens[fingerprint].access_token) for _, fingerprint in wanted]
         results = await gather_with_progress(calls, len(calls), report)
         return [
-            _raw(self.run_id, result, fingerprint, connection_id)
+            raw_row(self.run_id, result, fingerprint, connection_id)
             for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
         ]
 
@@ -228,12 +224,14 @@ async def _introspect_until(
     order: pl.DataFrame,
     budget: RunBudget,
     progress: Progress | None,
+    answered: Callable[[SourceToken, FinchCallResult], None],
 ) -> tuple[list[tuple[SourceToken, FinchCallResult]], list[str]]:
-    """Introspect `tokens` in order; with a deadline, in slices of whole connections, and
-    what has not started when the deadline passes is deferred (fingerprints returned)."""
+    """Introspect `tokens` in order, handing each answer to `answered` as it arrives; with
+    a deadline, in slices of whole connections, and what has not started when the deadline
+    passes is deferred (fingerprints returned)."""
     report = _reporter(progress, "introspect")
     if budget.deadline is None:
-        results = await client.introspect_many([t.access_token for t in tokens], report)
+        results = await _introspect(client, tokens, answered, report)
         return list(zip(tokens, results, strict=True)), []
     groups = dict(order.select("token_fingerprint", "group").iter_rows())
     stop_at = time.monotonic() + budget.deadline.total_seconds()
@@ -241,11 +239,25 @@ async def _introspect_until(
     for start, batch in _slices(tokens, groups):
         if time.monotonic() >= stop_at:
             return done, [token.fingerprint for token in tokens[start:]]
-        results = await client.introspect_many([t.access_token for t in batch])
+        results = await _introspect(client, batch, answered)
         done += zip(batch, results, strict=True)
         if report is not None:
             report(len(done), len(tokens))
     return done, []
+
+
+async def _introspect(
+    client: FinchClient,
+    tokens: list[SourceToken],
+    answered: Callable[[SourceToken, FinchCallResult], None],
+    report: Callable[[int, int], None] | None = None,
+) -> list[FinchCallResult]:
+    async def one(token: SourceToken) -> FinchCallResult:
+        result = await client.introspect(token.access_token)
+        answered(token, result)
+        return result
+
+    return await gather_with_progress((one(token) for token in tokens), len(tokens), report)
 
 
 SLICE_TOKENS = 500
@@ -284,53 +296,9 @@ def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], 
     return lambda done, total: progress(endpoint, done, total)
 
 
-def _raw(
-    run_id: str, result: FinchCallResult, fingerprint: str | None, connection_id: str | None
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "endpoint": result.endpoint,
-        "token_fingerprint": fingerprint,
-        "connection_id": connection_id,
-        "fetched_at": _server_time(result.server_date) or datetime.now(UTC),
-        "outcome": result.outcome.value,
-        "status_code": result.status_code,
-        "error_name": result.error_name,
-        "finch_code": result.finch_code,
-        "request_id": result.request_id,
-        "body": body_text(result.data) if result.ok else None,
-        "failure_reason": None if result.ok else _failure_reason(result),
-    }
-
-
-def body_text(data: Any) -> str:
-    """A parsed body as JSON text. Non-ASCII characters stay readable, unless the body holds
-    an unpaired surrogate (JSON can escape one, UTF-8 cannot hold it): then it stays escaped,
-    so one odd body cannot stop the run from building its frame."""
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(data)
-    return text
-
-
-def _failure_reason(result: FinchCallResult) -> str:
-    return result.reason or result.message or result.error_name or result.outcome.value
-
-
-def _server_time(header: str | None) -> datetime | None:
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def _as_of(results: Sequence[FinchCallResult]) -> datetime:
     """Finch's clock (the latest `Date` header seen), so the snapshot's idea of "now" is the
     server's, not this machine's. A call that failed before Finch answered carries no
     header; this machine's clock stands in only when no call got an answer at all."""
-    dates = [date for result in results if (date := _server_time(result.server_date))]
+    dates = [date for result in results if (date := server_time(result.server_date))]
     return max(dates) if dates else datetime.now(UTC)

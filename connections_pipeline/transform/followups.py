@@ -14,9 +14,10 @@ from connections_pipeline.transform.parse import UTC_DATETIME, freshest_per_conn
 
 
 def wants_company_name() -> pl.Expr:
-    """On parsed introspections: the connection has one entity, the company product, and a
-    status in which Finch can answer `/employer/company` — Finch's legal name applies."""
-    single_entity = pl.col("entities").list.len().fill_null(0) <= 1
+    """On parsed introspections or connection rows: the connection has one entity, the
+    company product, and a status in which Finch can answer `/employer/company` — Finch's
+    legal name applies."""
+    single_entity = pl.col("entity_count").fill_null(1) <= 1
     has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
     can_answer = ~pl.col("connection_status").is_in(
         [*concepts.NEEDS_ACTION_STATUSES, "pending"]
@@ -39,9 +40,7 @@ def known_company_lookups(
         previous.filter(
             (pl.col("state") == concepts.LIVE)
             & pl.col("connection_id").is_not_null()
-            & (pl.col("entity_count") <= 1)
-            & pl.col("products").fill_null("").str.split(",").list.contains("company")
-            & ~pl.col("connection_status").is_in([*concepts.NEEDS_ACTION_STATUSES, "pending"])
+            & wants_company_name()
             & pl.col("working_token_fingerprint").is_in(usable)
             & (
                 pl.col("company_name_pending").fill_null(False)
@@ -74,7 +73,7 @@ def plan_followups(
         jobs_for: connections whose `/jobs/automated` is asked again even though their
             connection time is known: Finch reported one of their jobs completed.
     """
-    freshest = freshest_per_connection(introspections, token_source)
+    freshest = freshest_per_connection(introspections.drop("entities"), token_source)
     known = previous.filter(pl.col("connection_id").is_not_null()).select(
         "connection_id",
         pl.col("connected_at").alias("known_connected_at"),

@@ -83,6 +83,12 @@ def parse_introspections(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
             body.struct.field("authentication_methods").list.eval(pl.element().struct.field("type"))
         ).alias("connection_type"),
         body.struct.field("entities").alias("entities"),
+        # The entity list is only needed whole for the entities table; the counts and the
+        # first name travel as plain columns so ranking and joins do not copy the lists.
+        pl.max_horizontal(body.struct.field("entities").list.len().fill_null(0), pl.lit(1))
+        .cast(pl.Int32)
+        .alias("entity_count"),
+        body.struct.field("entities").list.first().struct.field("name").alias("first_entity_name"),
         body.struct.field("client_id").alias("client_id"),
         body.struct.field("client_type").alias("client_type"),
     )
@@ -187,13 +193,22 @@ def freshest_per_connection(introspections: pl.DataFrame, tokens: pl.DataFrame) 
     """One introspection per connection: the freshest working token's (latest `issued_at`;
     unknown issue times last; the fingerprint breaks ties so the choice is stable).
 
-    `tokens` needs `token_fingerprint` and `issued_at`.
+    `tokens` needs `token_fingerprint` and `issued_at`. Most connections have one token;
+    only those with several are ranked, so a large fleet is not sorted as a whole.
     """
-    ranked = introspections.join(
+    per_connection = pl.len().over("connection_id")
+    several = introspections.filter(per_connection > 1).join(
         tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left"
     )
-    return ranked.sort(
-        ["connection_id", "issued_at", "token_fingerprint"],
-        descending=[False, True, False],
-        nulls_last=True,
-    ).unique("connection_id", keep="first", maintain_order=True)
+    latest = pl.col("issued_at").max().over("connection_id")
+    # max() skips nulls: a known issue time beats an unknown one; all unknown tie.
+    ranked = (
+        several.filter((pl.col("issued_at") == latest) | latest.is_null())
+        .filter(
+            pl.col("token_fingerprint") == pl.col("token_fingerprint").min().over("connection_id")
+        )
+        .drop("issued_at")
+        # The same token listed twice must still make one row.
+        .unique("connection_id", keep="first", maintain_order=True)
+    )
+    return pl.concat([introspections.filter(per_connection == 1), ranked], rechunk=False)

@@ -28,12 +28,23 @@ from connections_pipeline.concepts import (
 from connections_pipeline.transform.parse import UTC_DATETIME
 
 
+def _concerning(connections: pl.DataFrame, sessions: pl.DataFrame) -> pl.DataFrame:
+    """The connections a session can match (by customer) or names (connected or
+    re-authenticated): a large fleet is narrowed to these before any join."""
+    named = pl.concat([sessions["connection_id"], sessions["reauth_connection_id"]]).drop_nulls()
+    return connections.filter(
+        pl.col("customer_id").is_in(sessions["customer_id"].drop_nulls().implode())
+        | pl.col("connection_id").is_in(named.implode())
+    )
+
+
 def session_progress(
     sessions: pl.DataFrame, connections: pl.DataFrame, as_of: datetime
 ) -> pl.DataFrame:
     """The ledger with `status`, `connection_id`, `completed_at` and
     `time_to_connect_seconds` brought up to date as of `as_of`."""
     now = pl.lit(as_of).cast(UTC_DATETIME)
+    connections = _concerning(connections, sessions)
     appeared = connections.select(
         pl.col("customer_id").alias("match_customer_id"),
         pl.col("connection_id").alias("match_connection_id"),

@@ -131,10 +131,11 @@ def _token_outcomes(
     foreign = others.select("token_fingerprint", pl.col("reason").alias("other_reason"))
     is_foreign = pl.col("other_reason").is_not_null()
     return (
-        calls.join(seen, on="token_fingerprint", how="left")
-        .join(known, on="token_fingerprint", how="left")
-        .join(source, on="token_fingerprint", how="left")
-        .join(foreign, on="token_fingerprint", how="left")
+        calls.lazy()
+        .join(seen.lazy(), on="token_fingerprint", how="left")
+        .join(known.lazy(), on="token_fingerprint", how="left")
+        .join(source.lazy(), on="token_fingerprint", how="left")
+        .join(foreign.lazy(), on="token_fingerprint", how="left")
         .select(
             "token_fingerprint",
             pl.coalesce("seen_id", "known_id", "source_connection_id").alias("connection_id"),
@@ -153,6 +154,7 @@ def _token_outcomes(
             "issued_at",
             *SOURCE_DETAIL_COLUMNS,
         )
+        .collect()
     )
 
 
@@ -163,7 +165,7 @@ def _live_connections(
     providers: pl.DataFrame,
 ) -> pl.DataFrame:
     blocked = _not_refreshable(inputs, introspections, tokens)
-    freshest = freshest_per_connection(introspections, tokens).filter(
+    freshest = freshest_per_connection(introspections.drop("entities"), tokens).filter(
         ~pl.col("connection_id").is_in(blocked.implode())
     )
     # A connection's first token is obtained when the employer connects; it stands in for
@@ -182,8 +184,7 @@ def _live_connections(
         pl.col("provider_name").alias("prev_provider_name"),
         pl.col("company_name_pending").fill_null(False).alias("prev_name_pending"),
     ).filter(pl.col("connection_id").is_not_null())
-    entity_count = pl.max_horizontal(pl.col("entities").list.len().fill_null(0), pl.lit(1))
-    first_entity_name = pl.col("entities").list.first().struct.field("name")
+    first_entity_name = pl.col("first_entity_name")
     previous_legal_name = pl.when(
         (pl.col("prev_entity_count") == 1) & ~pl.col("prev_name_pending")
     ).then("prev_company_name")
@@ -198,13 +199,15 @@ def _live_connections(
     )
     previous_entity_name = pl.when(pl.col("prev_name_pending")).then("prev_company_name")
     return (
-        freshest.join(token_counts, on="connection_id", how="left")
-        .join(parse_companies(inputs.raw), on="connection_id", how="left")
-        .join(parse_connected_at(inputs.raw), on="connection_id", how="left")
-        .join(followup_failures(inputs.raw), on="connection_id", how="left")
-        .join(previous, on="connection_id", how="left")
-        .join(providers, on="provider_id", how="left")
-        .with_columns(entity_count.cast(pl.Int32).alias("entity_count"))
+        # One lazy plan: the optimizer runs the joins side by side and only carries the
+        # columns the final select needs.
+        freshest.lazy()
+        .join(token_counts.lazy(), on="connection_id", how="left")
+        .join(parse_companies(inputs.raw).lazy(), on="connection_id", how="left")
+        .join(parse_connected_at(inputs.raw).lazy(), on="connection_id", how="left")
+        .join(followup_failures(inputs.raw).lazy(), on="connection_id", how="left")
+        .join(previous.lazy(), on="connection_id", how="left")
+        .join(providers.lazy(), on="provider_id", how="left")
         .select(
             pl.col("connection_id").alias("connection_key"),
             pl.lit(concepts.LIVE).alias("state"),
@@ -240,6 +243,7 @@ def _live_connections(
             pl.col("followup_error").alias("last_error"),
             pl.lit(False).alias("stale"),
         )
+        .collect()
     )
 
 
@@ -257,12 +261,13 @@ def _not_refreshable(
     working = inputs.previous.filter(pl.col("state") != concepts.STAGED).select(
         "connection_id", pl.col("working_token_fingerprint").alias("token_fingerprint")
     )
-    answered = introspections.select("connection_id", "token_fingerprint").with_columns(
-        pl.lit(True).alias("answered")
-    )
     failed = tokens.filter(
         (pl.col("last_outcome") == FAILED) & pl.col("connection_id").is_not_null()
     ).select("connection_id", "token_fingerprint", pl.lit(False).alias("answered"))
+    # Only a connection with a failed token can be blocked; the rest need no ranking.
+    answered = introspections.filter(
+        pl.col("connection_id").is_in(failed["connection_id"].implode())
+    ).select("connection_id", "token_fingerprint", pl.lit(True).alias("answered"))
     ranked = (
         pl.concat([answered, failed])
         .join(tokens.select("token_fingerprint", "issued_at"), on="token_fingerprint", how="left")
@@ -482,33 +487,37 @@ def _entities(introspections: pl.DataFrame, live: pl.DataFrame, run_id: str) -> 
     with a null entity_id, so validation quarantines it with a reason instead of it
     vanishing.
     """
-    freshest = introspections.filter(
-        pl.col("token_fingerprint").is_in(live["working_token_fingerprint"].implode())
+    working = live.select(pl.col("working_token_fingerprint").alias("token_fingerprint"))
+    lists = (
+        introspections.select("token_fingerprint", "connection_id", "entities")
         # Exploding an empty or null list would yield a null row, not an entity.
-        & (pl.col("entities").list.len() > 0)
+        .filter(pl.col("entities").list.len() > 0)
+        .filter(pl.col("token_fingerprint").is_in(working["token_fingerprint"].implode()))
+        .select("connection_id", pl.col("entities").alias("entity"))
     )
     entity = pl.col("entity")
-    rows = (
-        freshest.select("connection_id", pl.col("entities").alias("entity"))
-        .explode("entity")
-        .select(
-            "connection_id",
-            entity.struct.field("id").alias("entity_id"),
-            entity.struct.field("name").alias("entity_name"),
-            entity.struct.field("source_id").alias("source_id"),
-            entity.struct.field("status").alias("entity_status"),
-            pl.lit(run_id).alias("run_id"),
-        )
-        .with_row_index(_ORDER)
+    ids = entity.list.eval(pl.element().struct.field("id").drop_nulls())
+    repeats = ids.list.n_unique() < ids.list.len()
+    rows = pl.concat(
+        [
+            lists.filter(~repeats).explode("entity"),
+            # Only a list naming an entity twice needs de-duplicating (first listing kept).
+            lists.filter(repeats)
+            .explode("entity")
+            .filter(
+                entity.struct.field("id").is_null()
+                | entity.struct.field("id").is_first_distinct().over("connection_id")
+            ),
+        ]
     )
-    keyed = rows.filter(pl.col("entity_id").is_not_null()).unique(
-        ["connection_id", "entity_id"], keep="first", maintain_order=True
+    return rows.select(
+        "connection_id",
+        entity.struct.field("id").alias("entity_id"),
+        entity.struct.field("name").alias("entity_name"),
+        entity.struct.field("source_id").alias("source_id"),
+        entity.struct.field("status").alias("entity_status"),
+        pl.lit(run_id).alias("run_id"),
     )
-    unkeyed = rows.filter(pl.col("entity_id").is_null())
-    return pl.concat([keyed, unkeyed]).sort(_ORDER).drop(_ORDER)
-
-
-_ORDER = "__entity_order__"
 
 
 def _conform(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
