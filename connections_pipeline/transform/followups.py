@@ -18,7 +18,7 @@ def wants_company_name() -> pl.Expr:
     company product, and a status in which Finch can answer `/employer/company` — Finch's
     legal name applies."""
     single_entity = pl.col("entity_count").fill_null(1) <= 1
-    has_company_product = pl.col("products").fill_null("").str.split(",").list.contains("company")
+    has_company_product = pl.col("products").str.contains("(^|,)company(,|$)").fill_null(False)
     can_answer = ~pl.col("connection_status").is_in(
         [*concepts.NEEDS_ACTION_STATUSES, "pending"]
     ).fill_null(True)

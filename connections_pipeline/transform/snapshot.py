@@ -95,7 +95,7 @@ def build_snapshot(
     return Snapshot(
         connections=_conform(connections, columns).sort("connection_key"),
         entities=_entities(introspections, live, inputs.run_id),
-        tokens=tokens.drop("source_disconnected", "issued_at", *SOURCE_DETAIL_COLUMNS),
+        tokens=tokens.drop("source_disconnected", "issued_at"),
         rejected=rejected.with_columns(pl.lit("introspection").alias("record_kind")),
         session_progress=progress,
     )
@@ -126,7 +126,6 @@ def _token_outcomes(
         "source_connection_id",
         "source_disconnected",
         "issued_at",
-        *SOURCE_DETAIL_COLUMNS,
     )
     foreign = others.select("token_fingerprint", pl.col("reason").alias("other_reason"))
     is_foreign = pl.col("other_reason").is_not_null()
@@ -152,9 +151,8 @@ def _token_outcomes(
             pl.coalesce("other_reason", "last_error").alias("last_error"),
             pl.col("source_disconnected").fill_null(False),
             "issued_at",
-            *SOURCE_DETAIL_COLUMNS,
         )
-        .collect()
+        .collect(engine="in-memory")
     )
 
 
@@ -199,8 +197,8 @@ def _live_connections(
     )
     previous_entity_name = pl.when(pl.col("prev_name_pending")).then("prev_company_name")
     return (
-        # One lazy plan: the optimizer runs the joins side by side and only carries the
-        # columns the final select needs.
+        # One lazy plan carries only the columns the final select needs. In memory: the
+        # streaming engine (Polars 2's default for collect) is slower on joins this size.
         freshest.lazy()
         .join(token_counts.lazy(), on="connection_id", how="left")
         .join(parse_companies(inputs.raw).lazy(), on="connection_id", how="left")
@@ -243,7 +241,7 @@ def _live_connections(
             pl.col("followup_error").alias("last_error"),
             pl.lit(False).alias("stale"),
         )
-        .collect()
+        .collect(engine="in-memory")
     )
 
 
@@ -307,10 +305,12 @@ def _carried_forward(
     first token's issue time as the connection time) where nothing better is known.
     Transient failures keep the previous row, with the reason in `last_error`.
     """
+    # What the source kept of each token's connection is read for these tokens only.
+    details = inputs.token_source.select("token_fingerprint", *SOURCE_DETAIL_COLUMNS)
     not_live = tokens.filter(
         pl.col("connection_id").is_not_null()
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
-    )
+    ).join(details, on="token_fingerprint", how="left")
     # Why the connection was not refreshed: a failed call first, then any other answer
     # that is neither ok nor a revocation (e.g. needs_reauth).
     unrefreshed = ~pl.col("last_outcome").is_in([INVALID_TOKEN, "ok"])

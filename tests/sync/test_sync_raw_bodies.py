@@ -86,9 +86,7 @@ def test_the_decoder_decodes_in_chunks_as_answers_arrive_and_keeps_every_row() -
     async def scenario():
         decoder = IntrospectionDecoder(chunk_rows=3)
         for n, body in enumerate(bodies):
-            decoder.add(
-                {**ROW, "token_fingerprint": f"fp-{n}", "body": body}
-            )
+            decoder.add({**ROW, "token_fingerprint": f"fp-{n}", "body": body})
         decoder.add({**ROW, "token_fingerprint": "fp-failed", "outcome": "failed"})
         return await decoder.decoded()
 
