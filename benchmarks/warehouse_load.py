@@ -15,7 +15,7 @@ do not bill the next. DuckDB runs CHECKPOINT at the end of each timed step (insi
 timing), so work a commit defers to the next checkpoint is billed to the step that caused
 it. For DuckDB, (a') also times the raw insert of the same rows pre-sorted by key, to show
 how much of the difference is the key order the loader sorts into.
-Target: (b) / (a) <= 1.3 on both databases.
+Targets: (b) / (a) <= 1.3 and (c) / (b) <= 0.3 on both databases.
 
     python benchmarks/warehouse_load.py --rows 1000000
     python benchmarks/warehouse_load.py --rows 200000 --only duckdb
@@ -43,6 +43,7 @@ from connections_pipeline.warehouse import (
 )
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECOND_LOAD_TARGET = 0.3
 AS_OF = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
 
 
@@ -294,7 +295,10 @@ def bench(name: str, url: str, first: pl.DataFrame, second: pl.DataFrame, repeat
         load_times.append(first_load(url, first, f"bench_load_{index}", postgres))
         if by_key is not None:
             sorted_times.append(raw_step(url, by_key, f"bench_sorted_{index}"))
-    second_time, summary = second_load(url, second, f"bench_load_{repeat - 1}", postgres)
+    # Every warehouse loaded above takes the second run too; the best time counts, as for
+    # the first loads it is compared with.
+    seconds = [second_load(url, second, f"bench_load_{index}", postgres) for index in range(repeat)]
+    second_time, summary = min(seconds, key=lambda timed: timed[0])
     raw_best, load_best = min(raw_times), min(load_times)
     print(f"{name}: {first.height:,} rows")
     print(
@@ -312,8 +316,12 @@ def bench(name: str, url: str, first: pl.DataFrame, second: pl.DataFrame, repeat
     )
     print(f"      ratio (b)/(a)         {load_best / raw_best:8.3f}   (target <= 1.30)")
     print(f"  (c) load_run, 1% changed  {second_time:8.2f} s   "
-          f"(updated {summary.updated:,}, history opened {summary.history_opened:,}, "
+          f"(runs: {', '.join(f'{timed[0]:.2f}' for timed in seconds)}; "
+          f"updated {summary.updated:,}, history opened {summary.history_opened:,}, "
           f"closed {summary.history_closed:,}, unchanged {summary.unchanged:,})")  # fmt: skip
+    verdict = "OK" if second_time <= SECOND_LOAD_TARGET * load_best else "MISSED"
+    print(f"      ratio (c)/(b)         {second_time / load_best:8.3f}   "
+          f"(target <= {SECOND_LOAD_TARGET}: {verdict})")  # fmt: skip
 
 
 def main() -> None:

@@ -274,7 +274,7 @@ class FinchClient:
                 )
                 return _Attempt(not_sent, reached=False)
             await self._pacer.acquire(product)
-            self.stats.requests += 1
+            self.stats.record_sent()
             self.stats.by_endpoint[endpoint] += 1
             try:
                 # asyncio.timeout bounds the whole exchange: httpx's timeouts are per phase
@@ -297,6 +297,8 @@ class FinchClient:
                 self.stats.transport_errors += 1
                 message = f"connection failed ({type(exc).__name__})"
                 return _Attempt(_transient(endpoint, message), reached=not _never_sent(exc))
+            finally:
+                self.stats.record_ended()
         self.stats.by_status[str(response.status_code)] += 1
         reached = response.status_code not in NOT_PROCESSED_STATUSES
         return _Attempt(self._classify(endpoint, response), reached=reached)

@@ -31,6 +31,10 @@ def _int(name: str, description: str, nullable: bool = True) -> Column:
     return Column(name, pl.Int32(), nullable, description)
 
 
+def _bigint(name: str, description: str, nullable: bool = True) -> Column:
+    return Column(name, pl.Int64(), nullable, description)
+
+
 def _float(name: str, description: str, nullable: bool = True) -> Column:
     return Column(name, pl.Float64(), nullable, description)
 
@@ -52,6 +56,7 @@ QUARANTINE = "finch_quarantine"
 RAW_RESPONSES = "finch_raw_responses"
 CONNECT_SESSIONS = "finch_connect_sessions"
 WEBHOOK_EVENTS = "finch_webhook_events"
+CONNECTION_ROW_HASHES = "finch_connection_row_hashes"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("connection_key", "Connection ID, or the session ID of a staged row", nullable=False),
@@ -361,6 +366,14 @@ WEBHOOK_OUTCOMES: tuple[str, ...] = (
     WEBHOOK_IGNORED,
 )
 
+# The loader's own bookkeeping: a hash of each finch_connections row's content, so a run
+# reads back only the rows whose hash changed instead of the whole table. A hash is only a
+# filter: rows it flags are compared column by column before anything is written.
+CONNECTION_ROW_HASHES_COLUMNS: tuple[Column, ...] = (
+    _text("connection_key", "The finch_connections row", nullable=False),
+    _bigint("row_hash", "Hash of the row's content (run_id aside)", nullable=False),
+)
+
 TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
     {
         CONNECTIONS: CONNECTIONS_COLUMNS,
@@ -372,11 +385,12 @@ TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
         RAW_RESPONSES: RAW_RESPONSES_COLUMNS,
         CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
         WEBHOOK_EVENTS: WEBHOOK_EVENTS_COLUMNS,
+        CONNECTION_ROW_HASHES: CONNECTION_ROW_HASHES_COLUMNS,
     }
 )
 
 # Primary keys; the log-like tables (quarantine, raw responses) have none and are replaced
-# per run_id instead.
+# per run_id instead, and the loader's row hashes need none.
 PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         CONNECTIONS: ("connection_key",),
@@ -388,6 +402,8 @@ PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         RAW_RESPONSES: (),
         CONNECT_SESSIONS: ("session_id",),
         WEBHOOK_EVENTS: ("event_id",),
+        # No index to maintain: the table is read whole and written with the current table.
+        CONNECTION_ROW_HASHES: (),
     }
 )
 

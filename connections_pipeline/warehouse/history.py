@@ -59,15 +59,32 @@ class SnapshotDiff:
         return self.unchanged == 0
 
 
-def diff_snapshot(previous: pl.DataFrame, new: pl.DataFrame) -> SnapshotDiff:
+def row_hashes(snapshot: pl.DataFrame) -> pl.DataFrame:
+    """connection_key, row_hash: a 64-bit hash of each row's compared columns.
+
+    Stable for a given Polars version; after an upgrade every hash may differ, which only
+    costs one run that reads every row back (hashes choose what to compare, never what
+    changed).
+    """
+    hashes = snapshot.select(_COMPARED).hash_rows(seed=0x46494E4348)
+    return snapshot.select(KEY).with_columns(hashes.reinterpret(signed=True).alias("row_hash"))
+
+
+def diff_snapshot(
+    previous: pl.DataFrame, new: pl.DataFrame, unchanged_elsewhere: int = 0
+) -> SnapshotDiff:
     """Compare two snapshots of finch_connections, ignoring run_id.
 
     Args:
-        previous: the stored snapshot (connections schema).
-        new: the incoming snapshot (connections schema, unique keys).
+        previous: the stored snapshot (connections schema), or the stored rows of the keys
+            that may have changed.
+        new: the incoming snapshot (connections schema, unique keys), or its rows of the
+            keys that may have changed.
+        unchanged_elsewhere: rows of the incoming snapshot left out of both frames because
+            they are known unchanged (their row hash matched).
     """
     if previous.is_empty():
-        return SnapshotDiff(new, _keys(previous), new.height, 0, 0, 0)
+        return SnapshotDiff(new, _keys(previous), new.height, 0, 0, unchanged_elsewhere)
     joined = new.join(
         previous.with_columns(pl.lit(True).alias(_IN_OLD)),
         on=KEY,
@@ -83,6 +100,7 @@ def diff_snapshot(previous: pl.DataFrame, new: pl.DataFrame) -> SnapshotDiff:
     inserted = int(flagged["__is_new"].sum())
     unchanged = int(flagged["__same"].sum())
     updated = new.height - inserted - unchanged
+    unchanged += unchanged_elsewhere
     changed_keys = flagged.filter(~pl.col("__is_new") & ~pl.col("__same")).select(KEY)
     vanished = previous.join(new, on=KEY, how="anti").select(KEY)
     return SnapshotDiff(
@@ -113,7 +131,11 @@ class HistoryPlan:
 
 
 def plan_history(
-    open_versions: pl.DataFrame, snapshot: pl.DataFrame, as_of: dt.datetime, run_id: str
+    open_versions: pl.DataFrame,
+    snapshot: pl.DataFrame,
+    as_of: dt.datetime,
+    run_id: str,
+    history_is_empty: bool | None = None,
 ) -> HistoryPlan:
     """Decide which versions close and which open when `snapshot` becomes current.
 
@@ -123,6 +145,9 @@ def plan_history(
         snapshot: the new snapshot (connections schema).
         as_of: the run's timestamp; new versions start and closed versions end there.
         run_id: recorded on every new version.
+        history_is_empty: whether the stored history has no open version at all, when
+            `open_versions` holds only those of the keys that may have changed (default:
+            `open_versions` is all of them).
 
     Raises:
         ValueError: if a version that would close started after `as_of` (an older run
@@ -166,5 +191,5 @@ def plan_history(
         opened=opened,
         closed=closing.height - replaced,
         replaced=replaced,
-        opens_every_row=open_versions.is_empty(),
+        opens_every_row=open_versions.is_empty() if history_is_empty is None else history_is_empty,
     )

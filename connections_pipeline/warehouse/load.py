@@ -22,6 +22,7 @@ from connections_pipeline.warehouse import bulk, run_records
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
     CONNECTION_ENTITIES,
+    CONNECTION_ROW_HASHES,
     CONNECTIONS,
     CONNECTIONS_HISTORY,
     QUARANTINE,
@@ -40,6 +41,7 @@ from connections_pipeline.warehouse.history import (
     SnapshotDiff,
     diff_snapshot,
     plan_history,
+    row_hashes,
 )
 
 
@@ -273,6 +275,104 @@ def _write_history(
     return plan.opened.height, plan.closed, plan.replaced
 
 
+def _diff_and_plan(
+    connection: sa.Connection,
+    tables: Mapping[str, sa.Table],
+    run: _Prepared,
+    hashes: pl.DataFrame,
+) -> tuple[SnapshotDiff, HistoryPlan, bool]:
+    """What the run changes in the current table and its history, and whether the stored
+    row hashes chose the rows compared.
+
+    When the stored row hashes cover the current table, only the rows whose hash differs
+    (or whose key is new or gone) are read back and compared; otherwise every stored row.
+    """
+    current, history = tables[CONNECTIONS], tables[CONNECTIONS_HISTORY]
+    stored = tables[CONNECTION_ROW_HASHES]
+    kept = bulk.read_narrow(connection, stored, polars_schema(CONNECTION_ROW_HASHES))
+    if not _hashes_cover(connection, current, kept.height):
+        previous = bulk.read_select(connection, sa.select(current), polars_schema(CONNECTIONS))
+        open_versions = _read_open_versions(connection, history, None)
+        diff = diff_snapshot(previous, run.connections)
+        plan = plan_history(open_versions, run.connections, run.as_of, run.run_id)
+        return diff, plan, False
+    differing = _keys_whose_hash_differs(kept, hashes)
+    unsettled = differing.filter(pl.col("stored")).select(KEY)
+    with bulk.staged(connection, unsettled, stored) as keys:
+        wanted = sa.select(keys.c[KEY])
+        previous = bulk.read_select(
+            connection,
+            sa.select(current).where(current.c[KEY].in_(wanted)),
+            polars_schema(CONNECTIONS),
+        )
+        open_versions = _read_open_versions(connection, history, history.c[KEY].in_(wanted))
+    new_or_changed = differing.filter(pl.col("incoming"))
+    candidates = run.connections.filter(pl.col(KEY).is_in(new_or_changed[KEY].implode()))
+    unchanged = run.connections.height - candidates.height
+    diff = diff_snapshot(previous, candidates, unchanged_elsewhere=unchanged)
+    plan = plan_history(open_versions, candidates, run.as_of, run.run_id, history_is_empty=False)
+    return diff, plan, True
+
+
+def _keys_whose_hash_differs(kept: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:
+    """connection_key, stored, incoming: the keys whose stored hash differs from the run's,
+    and on which side each is (both when the row changed)."""
+    return (
+        kept.join(hashes, on=KEY, how="full", coalesce=True, suffix="_incoming")
+        .filter(pl.col("row_hash").ne_missing(pl.col("row_hash_incoming")))
+        .select(
+            KEY,
+            pl.col("row_hash").is_not_null().alias("stored"),
+            pl.col("row_hash_incoming").is_not_null().alias("incoming"),
+        )
+    )
+
+
+def _hashes_cover(connection: sa.Connection, current: sa.Table, hashes: int) -> bool:
+    """Whether every current row has a stored hash: false on a first load, on a warehouse
+    written before hashes were kept, or after rows were deleted by hand. (Open history
+    versions follow the current table; only those of differing rows are needed.)"""
+    if hashes == 0:
+        return False
+    rows = connection.execute(sa.select(sa.func.count()).select_from(current)).scalar_one()
+    return rows == hashes
+
+
+def _read_open_versions(
+    connection: sa.Connection, history: sa.Table, keys: sa.ColumnElement[bool] | None
+) -> pl.DataFrame:
+    open_columns = (KEY, "valid_from", *TRACKED_ATTRIBUTES)
+    history_schema = polars_schema(CONNECTIONS_HISTORY)
+    query = sa.select(*(history.c[name] for name in open_columns)).where(history.c.is_current)
+    if keys is not None:
+        query = query.where(keys)
+    return bulk.read_select(
+        connection, query, pl.Schema([(name, history_schema[name]) for name in open_columns])
+    )
+
+
+def _write_row_hashes(
+    connection: sa.Connection,
+    table: sa.Table,
+    diff: SnapshotDiff,
+    hashes: pl.DataFrame,
+    by_hash: bool,
+) -> None:
+    """The hashes follow the current table: removed and rewritten rows' go, written rows'
+    come. After a full comparison every row's hash is written, so the next run can use
+    them."""
+    if not by_hash:
+        connection.execute(table.delete())
+        bulk.write_frame(connection, table, hashes)
+        return
+    if diff.removed_keys.height:
+        with bulk.staged(connection, diff.removed_keys, table) as keys:
+            connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
+    written = hashes.filter(pl.col(KEY).is_in(diff.upserts[KEY].implode()))
+    if written.height:
+        bulk.write_frame(connection, table, written)
+
+
 def _write_entities(
     connection: sa.Connection, table: sa.Table, entities: pl.DataFrame, live_ids: pl.Series
 ) -> None:
@@ -355,21 +455,14 @@ def load_run(
     sessions = tables[CONNECT_SESSIONS]
     if prepared.new_sessions is not None:
         run_records.add_sessions(connection, sessions, prepared.new_sessions)
-    previous = bulk.read_select(connection, sa.select(current), polars_schema(CONNECTIONS))
-    open_columns = (KEY, "valid_from", *TRACKED_ATTRIBUTES)
-    history_schema = polars_schema(CONNECTIONS_HISTORY)
-    open_versions = bulk.read_select(
-        connection,
-        sa.select(*(history.c[name] for name in open_columns)).where(history.c.is_current),
-        pl.Schema([(name, history_schema[name]) for name in open_columns]),
-    )
-    diff = diff_snapshot(previous, prepared.connections)
-    plan = plan_history(open_versions, prepared.connections, prepared.as_of, prepared.run_id)
+    hashes = row_hashes(prepared.connections)
+    diff, plan, by_hash = _diff_and_plan(connection, tables, prepared, hashes)
     with _snapshot_source(connection, prepared, diff, plan) as snapshot:
         _write_connections(connection, current, diff, snapshot)
         opened, closed, replaced = _write_history(
             connection, history, current, prepared, plan, snapshot
         )
+    _write_row_hashes(connection, tables[CONNECTION_ROW_HASHES], diff, hashes, by_hash)
     live_ids = prepared.connections.filter(pl.col("state") == LIVE)["connection_id"]
     _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities, live_ids)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)

@@ -57,6 +57,8 @@ def _sql_type(column: Column, is_key: bool) -> sa.types.TypeEngine:
         return _KEY_TEXT if is_key else sa.Text()
     if dtype == pl.Int32:
         return sa.Integer()
+    if dtype == pl.Int64:
+        return sa.BigInteger()
     if dtype == pl.Float64:
         return sa.Double()
     if dtype == pl.Boolean:
