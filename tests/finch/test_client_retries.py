@@ -1,5 +1,7 @@
 """Transient failures are retried with backoff; permanent ones end as typed failures."""
 
+import time
+
 from client_helpers import client_for, live_tokens, run
 
 from connections_pipeline.finch import CallOutcome, FinchCallResult
@@ -109,3 +111,15 @@ def test_one_failing_endpoint_does_not_fail_other_calls() -> None:
     assert introspection.outcome is CallOutcome.FAILED
     assert "malformed" in (introspection.reason or "")
     assert jobs.outcome is CallOutcome.OK
+
+
+def test_stats_say_how_long_the_calls_spent_with_finch() -> None:
+    # Every call hangs 0.3 s before the timeout cuts it off, so the span from the first
+    # request to the last attempt covers at least those waits, and no more than the run.
+    sandbox = _faulty(hang_rate=1.0, hang_seconds=5.0)
+    tokens = [token["access_token"] for token in live_tokens(sandbox)][:3]
+    started = time.monotonic()
+    results, stats = _introspect_all(sandbox, tokens, timeout_seconds=0.3, max_attempts=2)
+    elapsed = time.monotonic() - started
+    assert all(r.outcome is CallOutcome.FAILED for r in results)
+    assert 0.6 <= stats["finch_seconds"] <= elapsed
