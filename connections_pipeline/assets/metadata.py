@@ -125,6 +125,7 @@ def sync_metadata(
             **_coverage(result),
         },
         "finch_connections_history": _history_metadata(result),
+        "finch_connection_row_hashes": {ROWS_CHANGED: _current_changes(load)[ROWS_CHANGED]},
         "finch_connection_entities": {ROWS_CHANGED: load.entities if load else 0},
         "finch_tokens": {
             "tokens_this_run": result.sync_run["tokens"],
@@ -145,6 +146,8 @@ def sync_metadata(
             "status_reason": result.sync_run["status_reason"] or "",
             **requests,
             "duration_seconds": round(result.sync_run["duration_seconds"], 2),
+            # From the first request to the last answer: the rest is this run's own work.
+            "seconds_with_finch": stats.get("finch_seconds", 0.0),
             "state_breakdown": state_breakdown(connections),
             ROWS_CHANGED: 1,
         },

@@ -41,6 +41,7 @@ from connections_pipeline.transform.guards import Verdict
 from connections_pipeline.warehouse import (
     CONNECT_SESSIONS,
     CONNECTION_ENTITIES,
+    CONNECTION_ROW_HASHES,
     CONNECTIONS,
     CONNECTIONS_HISTORY,
     QUARANTINE,
@@ -125,6 +126,11 @@ SYNC_ASSETS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     CONNECTIONS_HISTORY: (
         "SCD type 2 history of the tracked connection attributes.",
+        (CONNECTIONS,),
+    ),
+    CONNECTION_ROW_HASHES: (
+        "The loader's bookkeeping: a content hash per finch_connections row, so a run reads "
+        "back only the rows whose content changed. Not for reporting.",
         (CONNECTIONS,),
     ),
     CONNECTION_ENTITIES: ("One row per entity of each live connection.", (RAW_RESPONSES,)),
