@@ -280,9 +280,9 @@ def _diff_and_plan(
     tables: Mapping[str, sa.Table],
     run: _Prepared,
     hashes: pl.DataFrame,
-) -> tuple[SnapshotDiff, HistoryPlan, bool]:
-    """What the run changes in the current table and its history, and whether the stored
-    row hashes chose the rows compared.
+) -> tuple[SnapshotDiff, HistoryPlan, pl.DataFrame | None]:
+    """What the run changes in the current table and its history, and the keys whose
+    stored hash differs (see `_keys_whose_hash_differs`), None when every row was compared.
 
     When the stored row hashes cover the current table, only the rows whose hash differs
     (or whose key is new or gone) are read back and compared; otherwise every stored row.
@@ -295,7 +295,7 @@ def _diff_and_plan(
         open_versions = _read_open_versions(connection, history, None)
         diff = diff_snapshot(previous, run.connections)
         plan = plan_history(open_versions, run.connections, run.as_of, run.run_id)
-        return diff, plan, False
+        return diff, plan, None
     differing = _keys_whose_hash_differs(kept, hashes)
     unsettled = differing.filter(pl.col("stored")).select(KEY)
     with bulk.staged(connection, unsettled, stored) as keys:
@@ -311,7 +311,7 @@ def _diff_and_plan(
     unchanged = run.connections.height - candidates.height
     diff = diff_snapshot(previous, candidates, unchanged_elsewhere=unchanged)
     plan = plan_history(open_versions, candidates, run.as_of, run.run_id, history_is_empty=False)
-    return diff, plan, True
+    return diff, plan, differing
 
 
 def _keys_whose_hash_differs(kept: pl.DataFrame, hashes: pl.DataFrame) -> pl.DataFrame:
@@ -354,23 +354,24 @@ def _read_open_versions(
 def _write_row_hashes(
     connection: sa.Connection,
     table: sa.Table,
-    diff: SnapshotDiff,
     hashes: pl.DataFrame,
-    by_hash: bool,
+    differing: pl.DataFrame | None,
 ) -> None:
-    """The hashes follow the current table: removed and rewritten rows' go, written rows'
-    come. After a full comparison every row's hash is written, so the next run can use
-    them."""
-    if not by_hash:
+    """The stored hashes become the run's: those of the keys whose hash differed are
+    replaced (a row whose hash differed but whose content compared equal, e.g. after a
+    Polars upgrade changed the hash, is not flagged again next run); after a full comparison
+    (`differing` None) all of them."""
+    if differing is None:
         connection.execute(table.delete())
         bulk.write_frame(connection, table, hashes)
         return
-    if diff.removed_keys.height:
-        with bulk.staged(connection, diff.removed_keys, table) as keys:
+    stale = differing.filter(pl.col("stored")).select(KEY)
+    if stale.height:
+        with bulk.staged(connection, stale, table) as keys:
             connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
-    written = hashes.filter(pl.col(KEY).is_in(diff.upserts[KEY].implode()))
-    if written.height:
-        bulk.write_frame(connection, table, written)
+    fresh = hashes.filter(pl.col(KEY).is_in(differing.filter(pl.col("incoming"))[KEY].implode()))
+    if fresh.height:
+        bulk.write_frame(connection, table, fresh)
 
 
 def _write_entities(
@@ -456,13 +457,13 @@ def load_run(
     if prepared.new_sessions is not None:
         run_records.add_sessions(connection, sessions, prepared.new_sessions)
     hashes = row_hashes(prepared.connections)
-    diff, plan, by_hash = _diff_and_plan(connection, tables, prepared, hashes)
+    diff, plan, differing = _diff_and_plan(connection, tables, prepared, hashes)
     with _snapshot_source(connection, prepared, diff, plan) as snapshot:
         _write_connections(connection, current, diff, snapshot)
         opened, closed, replaced = _write_history(
             connection, history, current, prepared, plan, snapshot
         )
-    _write_row_hashes(connection, tables[CONNECTION_ROW_HASHES], diff, hashes, by_hash)
+    _write_row_hashes(connection, tables[CONNECTION_ROW_HASHES], hashes, differing)
     live_ids = prepared.connections.filter(pl.col("state") == LIVE)["connection_id"]
     _write_entities(connection, tables[CONNECTION_ENTITIES], prepared.entities, live_ids)
     _write_tokens(connection, tables[TOKENS], prepared.tokens)

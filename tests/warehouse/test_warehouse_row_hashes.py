@@ -72,3 +72,24 @@ def test_rows_whose_hash_is_unchanged_are_not_read_back(warehouse: Warehouse) ->
     current_rows = warehouse.read_current()
     assert current_rows.filter(pl.col("connection_key") == "a")["company_name"][0] == "Company a"
     assert _hashed_keys(warehouse) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_a_hash_that_differs_for_unchanged_content_is_replaced_not_reread_forever(
+    warehouse: Warehouse,
+) -> None:
+    # As after a Polars upgrade that hashes differently: the row compares equal, keeps the
+    # run that last changed it, and its stored hash becomes the run's.
+    warehouse.load_run(run("r1", at(0), FIRST))
+    before = dict(warehouse.read_table(CONNECTION_ROW_HASHES).iter_rows())
+    hashes = warehouse.tables[CONNECTION_ROW_HASHES]
+    with warehouse._connect(transaction=True) as connection:
+        connection.execute(
+            hashes.update().where(hashes.c.connection_key == "c").values(row_hash=12345)
+        )
+
+    summary = warehouse.load_run(run("r2", at(24), FIRST))
+
+    assert (summary.updated, summary.unchanged) == (0, 6)
+    current = dict(warehouse.read_current().select("connection_key", "run_id").iter_rows())
+    assert current["c"] == "r1"
+    assert dict(warehouse.read_table(CONNECTION_ROW_HASHES).iter_rows()) == before
