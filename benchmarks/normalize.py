@@ -282,13 +282,22 @@ def step_profile(folder: Path) -> dict:
     as_of = pl.lit(inputs.as_of).cast(parse.UTC_DATETIME)
     introspections, others = snapshot.split_by_application(parsed, inputs.application)
     providers = parse.parse_providers(inputs.raw)
+    companies = parse.parse_companies(inputs.raw)
     tokens = clock(
         "_token_outcomes", snapshot._token_outcomes, inputs, introspections, others, as_of
     )
     live = clock(
-        "_live_connections", snapshot._live_connections, inputs, introspections, tokens, providers
+        "_live_connections",
+        snapshot._live_connections,
+        inputs,
+        introspections,
+        tokens,
+        providers,
+        companies,
     )
-    carried = clock("_carried_forward", snapshot._carried_forward, inputs, live, tokens, providers)
+    carried = clock(
+        "_carried_forward", snapshot._carried_forward, inputs, live, tokens, providers, companies
+    )
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = clock("session_progress", session_progress, inputs.sessions, connections, START)
     staged = clock("staged_rows", staged_rows, progress, inputs.previous, providers)

@@ -83,9 +83,10 @@ def build_snapshot(
     introspections, rejected = parsed_introspections or parse_introspections(inputs.raw)
     introspections, others = split_by_application(introspections, inputs.application)
     providers = parse_providers(inputs.raw)
+    companies = parse_companies(inputs.raw)
     tokens = _token_outcomes(inputs, introspections, others, as_of)
-    live = _live_connections(inputs, introspections, tokens, providers)
-    carried = _carried_forward(inputs, live, tokens, providers)
+    live = _live_connections(inputs, introspections, tokens, providers, companies)
+    carried = _carried_forward(inputs, live, tokens, providers, companies)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = session_progress(inputs.sessions, connections, inputs.as_of)
     staged = staged_rows(progress, inputs.previous, providers)
@@ -161,7 +162,9 @@ def _live_connections(
     introspections: pl.DataFrame,
     tokens: pl.DataFrame,
     providers: pl.DataFrame,
+    companies: pl.DataFrame,
 ) -> pl.DataFrame:
+    """`companies` is `parse_companies(inputs.raw)`, as `providers` is `parse_providers`."""
     blocked = _not_refreshable(inputs, introspections, tokens)
     freshest = freshest_per_connection(introspections.drop("entities"), tokens).filter(
         ~pl.col("connection_id").is_in(blocked.implode())
@@ -201,7 +204,7 @@ def _live_connections(
         # streaming engine (Polars 2's default for collect) is slower on joins this size.
         freshest.lazy()
         .join(token_counts.lazy(), on="connection_id", how="left")
-        .join(parse_companies(inputs.raw).lazy(), on="connection_id", how="left")
+        .join(companies.lazy(), on="connection_id", how="left")
         .join(parse_connected_at(inputs.raw).lazy(), on="connection_id", how="left")
         .join(followup_failures(inputs.raw).lazy(), on="connection_id", how="left")
         .join(previous.lazy(), on="connection_id", how="left")
@@ -294,7 +297,11 @@ def _not_refreshable(
 
 
 def _carried_forward(
-    inputs: SnapshotInputs, live: pl.DataFrame, tokens: pl.DataFrame, providers: pl.DataFrame
+    inputs: SnapshotInputs,
+    live: pl.DataFrame,
+    tokens: pl.DataFrame,
+    providers: pl.DataFrame,
+    companies: pl.DataFrame,
 ) -> pl.DataFrame:
     """Connections not live this run: disconnected when every token is revoked, else kept.
 
@@ -351,13 +358,13 @@ def _carried_forward(
     # A deferred connection's company name may still have been asked for this run, with
     # the token an earlier run verified; a connection whose tokens were polled and not
     # refreshed (failed, another application's) keeps what it had.
-    companies = parse_companies(inputs.raw).select(
+    fetched = companies.select(
         "connection_id",
         pl.col("legal_name").alias("fetched_legal_name"),
         pl.col("company_fetched_at").alias("fetched_company_at"),
     )
     kept = known.join(per_connection, on="connection_id", how="left").join(
-        companies, on="connection_id", how="left"
+        fetched, on="connection_id", how="left"
     )
     deferred = pl.col("token_count_right").is_null()
     named = pl.col("fetched_legal_name").is_not_null() & (pl.col("entity_count") <= 1) & deferred

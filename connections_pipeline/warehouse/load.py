@@ -222,9 +222,7 @@ def _write_connections(
     diff: SnapshotDiff,
     snapshot: sa.TableClause | None,
 ) -> None:
-    if diff.removed_keys.height:
-        with bulk.staged(connection, diff.removed_keys, table) as keys:
-            connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
+    _delete_keyed(connection, table, diff.removed_keys)
     # New and changed rows go straight into the target table: their old versions are gone.
     if snapshot is not None and diff.upserts_every_row:
         # DuckDB, every snapshot row written (a first load): read the registered snapshot.
@@ -234,6 +232,15 @@ def _write_connections(
         )
     else:
         bulk.write_frame(connection, table, diff.upserts)
+
+
+def _delete_keyed(connection: sa.Connection, table: sa.Table, keys: pl.DataFrame) -> None:
+    """Delete the rows of `table` whose value of `keys`' one column is among its rows."""
+    if keys.is_empty():
+        return
+    [name] = keys.columns
+    with bulk.staged(connection, keys, table) as staged:
+        connection.execute(table.delete().where(table.c[name].in_(sa.select(staged.c[name]))))
 
 
 def _write_history(
@@ -365,10 +372,7 @@ def _write_row_hashes(
         connection.execute(table.delete())
         bulk.write_frame(connection, table, hashes)
         return
-    stale = differing.filter(pl.col("stored")).select(KEY)
-    if stale.height:
-        with bulk.staged(connection, stale, table) as keys:
-            connection.execute(table.delete().where(table.c[KEY].in_(sa.select(keys.c[KEY]))))
+    _delete_keyed(connection, table, differing.filter(pl.col("stored")).select(KEY))
     fresh = hashes.filter(pl.col(KEY).is_in(differing.filter(pl.col("incoming"))[KEY].implode()))
     if fresh.height:
         bulk.write_frame(connection, table, fresh)
@@ -397,10 +401,7 @@ def _write_entities(
     if ids.is_empty():
         return
     entities = entities.join(ids, on="connection_id", how="semi")
-    with bulk.staged(connection, ids, table) as staged_ids:
-        connection.execute(
-            table.delete().where(table.c.connection_id.in_(sa.select(staged_ids.c.connection_id)))
-        )
+    _delete_keyed(connection, table, ids)
     if not entities.is_empty():
         bulk.write_frame(connection, table, entities.sort("connection_id", "entity_id"))
 
