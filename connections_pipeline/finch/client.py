@@ -22,13 +22,15 @@ from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from connections_pipeline.decoding_limits import MAX_JSON_DEPTH
+from connections_pipeline.finch.bodies import Unread, excerpt, nested_deeper_than, read_capped
 from connections_pipeline.finch.config import FinchClientConfig
 from connections_pipeline.finch.errors import FinchConfigError
 from connections_pipeline.finch.fingerprint import token_fingerprint
 from connections_pipeline.finch.pacing import Pacer
 from connections_pipeline.finch.results import MAY_HAVE_TAKEN_EFFECT, CallOutcome, FinchCallResult
 from connections_pipeline.finch.stats import RequestStats
-from connections_pipeline.redaction import scrub
+from connections_pipeline.redaction import HIDDEN, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +222,7 @@ class FinchClient:
                 on them; such a call ends as `UNKNOWN` instead of being retried then.
         """
         headers = self._auth_headers(access_token, basic_auth)
+        secrets = self._secrets(access_token, basic_auth)
         attempts = 0
         backoff = self._config.backoff_initial_seconds * self._config.time_scale
         retrying = AsyncRetrying(
@@ -239,7 +242,7 @@ class FinchClient:
                     if attempts > 1:
                         self.stats.retries += 1
                     result, reached = await self._attempt(
-                        endpoint, method, path, headers, params, json
+                        endpoint, method, path, headers, params, json, secrets
                     )
                     if not idempotent and reached and _unsettled(result):
                         result = _unknown(result)
@@ -260,6 +263,7 @@ class FinchClient:
         headers: Mapping[str, str],
         params: Mapping[str, Any] | None,
         json: Any,
+        secrets: Mapping[str, str],
     ) -> _Attempt:
         # A call of a rate-limited product waits for its slot in its own lane, holding no
         # connection slot, so the other endpoints keep going meanwhile.
@@ -280,9 +284,14 @@ class FinchClient:
                 # asyncio.timeout bounds the whole exchange: httpx's timeouts are per phase
                 # and do not apply at all to in-process transports.
                 async with asyncio.timeout(self._config.timeout_seconds):
-                    response = await self._http.request(
+                    request = self._http.build_request(
                         method, path, headers=headers, params=params, json=json
                     )
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        content = await read_capped(response)
+                    finally:
+                        await response.aclose()
             except TimeoutError:
                 # The deadline may have passed at any point, the request sent or not.
                 self.stats.timeouts += 1
@@ -301,9 +310,16 @@ class FinchClient:
                 self.stats.record_ended()
         self.stats.by_status[str(response.status_code)] += 1
         reached = response.status_code not in NOT_PROCESSED_STATUSES
-        return _Attempt(self._classify(endpoint, response), reached=reached)
+        return _Attempt(self._classify(endpoint, response, content, secrets), reached=reached)
 
-    def _classify(self, endpoint: str, response: httpx.Response) -> FinchCallResult:
+    def _classify(
+        self,
+        endpoint: str,
+        response: httpx.Response,
+        content: bytes | Unread,
+        secrets: Mapping[str, str],
+    ) -> FinchCallResult:
+        """What a response came to; `content` is its body, or why it was not read."""
         base = FinchCallResult(
             endpoint=endpoint,
             outcome=CallOutcome.FAILED,
@@ -313,8 +329,8 @@ class FinchClient:
         )
         status = response.status_code
         if 200 <= status < 300:
-            return self._classify_success(base, response)
-        error = _error_fields(response)
+            return self._classify_success(base, content, secrets)
+        error = _error_fields(content)
         base = replace(base, **error)
         if status == 429:
             self.stats.rate_limited += 1
@@ -330,10 +346,29 @@ class FinchClient:
             return replace(base, outcome=CallOutcome.PERMISSION_MISSING)
         return replace(base, reason=f"HTTP {status} {base.error_name or ''}".strip())
 
-    def _classify_success(self, base: FinchCallResult, response: httpx.Response) -> FinchCallResult:
-        text = response.text
+    def _classify_success(
+        self, base: FinchCallResult, content: bytes | Unread, secrets: Mapping[str, str]
+    ) -> FinchCallResult:
+        """OK with the body's text, or why the body cannot be used. A body past a decoding
+        limit would come back the same, so it is a failure of its own, never retried; only
+        one that is not JSON at all (cut short on the way, say) is transient."""
+        if isinstance(content, Unread):
+            return self._unusable(base, content.reason)
+        try:
+            # JSON between systems is UTF-8 (RFC 8259), whatever charset a header claims;
+            # httpx's `text` would replace what does not decode, and the body load as valid.
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            what = f"not valid UTF-8 (byte {exc.start:,} of {len(content):,})"
+            return self._unusable(base, what, excerpt(content, secrets))
+        if nested_deeper_than(content, MAX_JSON_DEPTH):
+            what = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            return self._unusable(base, what, excerpt(content, secrets))
         try:
             missing = _missing_fields(base.endpoint, text)
+        except RecursionError:
+            # Only when this thread's stack is already deep: the depth check came first.
+            return self._unusable(base, "JSON nested too deep to decode", excerpt(content, secrets))
         except ValueError:
             self.stats.malformed_bodies += 1
             return replace(base, reason="transient", message="malformed JSON body")
@@ -342,6 +377,20 @@ class FinchClient:
             return replace(base, reason=f"response lacks required field(s): {', '.join(missing)}")
         self._pacer.record_success()
         return replace(base, outcome=CallOutcome.OK, text=text)
+
+    def _unusable(self, base: FinchCallResult, what: str, start: str = "") -> FinchCallResult:
+        self.stats.malformed_bodies += 1
+        quoted = f"; it starts {start}" if start else ""
+        return replace(base, reason=f"unusable body: {what}{quoted}")
+
+    def _secrets(self, access_token: str | None, basic_auth: bool) -> dict[str, str]:
+        """What a quoted body must not show, and what shows instead."""
+        secret = self._config.client_secret
+        if basic_auth and secret is not None:
+            pair = f"{self._config.client_id}:{secret.get_secret_value()}"
+            basic = base64.b64encode(pair.encode()).decode("ascii")
+            return {secret.get_secret_value(): HIDDEN, basic: HIDDEN}
+        return {access_token: token_fingerprint(access_token)} if access_token else {}
 
     def _auth_headers(self, access_token: str | None, basic_auth: bool) -> dict[str, str]:
         if basic_auth:
@@ -437,10 +486,12 @@ def _transient_reason(result: FinchCallResult) -> str:
     return f"failed after retries: {status}{detail}"
 
 
-def _error_fields(response: httpx.Response) -> dict[str, Any]:
+def _error_fields(content: bytes | Unread) -> dict[str, Any]:
+    if isinstance(content, Unread):
+        return {}
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(body, dict):
         return {}

@@ -28,12 +28,12 @@ class CallOutcome(StrEnum):
 class FinchCallResult:
     """The result of one logical call, after pacing and retries.
 
-    `text` holds the body as Finch sent it when `outcome` is OK (checked to be JSON with
-    the endpoint's required fields); `data` decodes it on each access, for the few callers
-    that want Python objects. For every other outcome the
-    Finch error fields (or, for transport failures, a `reason`) say why; for UNKNOWN the
-    `reason` starts with MAY_HAVE_TAKEN_EFFECT. No field ever holds an access token or
-    client secret.
+    `text` holds the body as Finch sent it when `outcome` is OK (checked to be UTF-8 JSON
+    within the decoding limits, with the endpoint's required fields); `data` decodes it on
+    each access, for the few callers that want Python objects. For every other outcome the
+    Finch error fields (or, for transport failures and unusable bodies, a `reason`) say
+    why; a refused body is quoted by at most a short excerpt. For UNKNOWN the `reason`
+    starts with MAY_HAVE_TAKEN_EFFECT. No field ever holds an access token or client secret.
     """
 
     endpoint: str

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from connections_pipeline.decoding_limits import MAX_ENTITIES_PER_CONNECTION, MAX_ID_CHARS
 from connections_pipeline.transform.dashboard_rules import connection_type
 from connections_pipeline.transform.json_bodies import (
     COMPANY_DTYPE,
@@ -15,9 +16,6 @@ from connections_pipeline.transform.json_bodies import (
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 OK = "ok"
-# Finch's ids are UUIDs. An id longer than this is not one, and as a primary key it would not
-# fit a PostgreSQL B-tree page (about 2.7 kB).
-MAX_ID_CHARS = 255
 NUL = "\x00"
 
 
@@ -92,7 +90,10 @@ def parse_introspections(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]
         body.struct.field("client_id").alias("client_id"),
         body.struct.field("client_type").alias("client_type"),
     )
-    reason = unusable_id_reason(pl.col("connection_id"), "connection_id")
+    reason = pl.coalesce(
+        unusable_id_reason(pl.col("connection_id"), "connection_id"),
+        too_many_entities_reason(pl.col("entities")),
+    )
     unusable = parsed.filter(reason.is_not_null())
     rejected = pl.concat(
         [
@@ -120,6 +121,23 @@ def unusable_id_reason(column: pl.Expr, name: str) -> pl.Expr:
         .then(
             pl.format(
                 f"{name} is {{}} characters long (at most {MAX_ID_CHARS})", column.str.len_chars()
+            )
+        )
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+
+
+def too_many_entities_reason(entities: pl.Expr) -> pl.Expr:
+    """Why an introspection's entity list is refused (null when it is not): more than
+    MAX_ENTITIES_PER_CONNECTION entities, each of which would become a warehouse row."""
+    count = entities.list.len()
+    return (
+        pl.when(count > MAX_ENTITIES_PER_CONNECTION)
+        .then(
+            pl.format(
+                f"introspection lists {{}} entities (at most {MAX_ENTITIES_PER_CONNECTION} "
+                "per connection)",
+                count,
             )
         )
         .otherwise(pl.lit(None, dtype=pl.String))

@@ -4,9 +4,10 @@ registry, with the Dashboard's state rules.
 Each schema has exactly the registry's columns, dtypes and nullability (strict: a missing or
 extra column is a bug, reported as such, not a bad record). Beyond the business rules, a row
 must be storable as it is: its text holds no NUL character (PostgreSQL text cannot), its
-keys fit a B-tree index, and the times Finch reports lie between the Unix epoch and a day
-after the run (a year-0 or year-10000 time cannot be stored or exported; a sync "completed"
-in 9999 would hide an overdue connection forever).
+ids and the names Finch sends stay within the decoding limits (`decoding_limits`: a key must
+fit a B-tree index, a 10 MB name must not reach a CSV), and the times Finch reports lie
+between the Unix epoch and a day after the run (a year-0 or year-10000 time cannot be stored
+or exported; a sync "completed" in 9999 would hide an overdue connection forever).
 """
 
 from collections.abc import Mapping, Sequence
@@ -18,8 +19,9 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from connections_pipeline import concepts
+from connections_pipeline.decoding_limits import MAX_ID_CHARS, MAX_TEXT_CHARS
 from connections_pipeline.transform import dashboard_rules as rules
-from connections_pipeline.transform.parse import MAX_ID_CHARS, NUL
+from connections_pipeline.transform.parse import NUL
 from connections_pipeline.warehouse.columns import (
     CONNECTION_ENTITIES,
     CONNECTION_ENTITIES_COLUMNS,
@@ -78,6 +80,8 @@ def _disconnected_rows_are_dated(data: PolarsData) -> pl.LazyFrame:
 
 NO_NUL_CHECK = pa.Check(_without_nul, name="no_nul_character", error=NO_NUL)
 KEY_LENGTH = pa.Check.str_length(max_value=MAX_ID_CHARS)
+# A name or other text Finch sends, past the decoding limit: quarantined, never cut short.
+TEXT_LENGTH = pa.Check.str_length(max_value=MAX_TEXT_CHARS)
 FINCH_TIME = pa.Check(_plausible_finch_time, name="plausible_finch_time", error=PLAUSIBLE_TIME)
 
 # The business rules of finch_connections, by column (the registry gives the rest).
@@ -86,6 +90,11 @@ CONNECTION_CHECKS: Mapping[str, Sequence[pa.Check]] = {
     "state": (pa.Check.isin(concepts.STATES),),
     "connection_id": (KEY_LENGTH,),
     "session_id": (KEY_LENGTH,),
+    "company_name": (TEXT_LENGTH,),
+    "company_id": (KEY_LENGTH,),
+    "customer_name": (TEXT_LENGTH,),
+    "customer_id": (KEY_LENGTH,),
+    "customer_email": (TEXT_LENGTH,),
     "entity_count": (pa.Check.ge(1),),
     "connection_status": (pa.Check.isin(STATUSES),),
     "connection_status_label": (pa.Check.isin(tuple(concepts.CONNECTION_STATUS_LABELS.values())),),
@@ -95,10 +104,15 @@ CONNECTION_CHECKS: Mapping[str, Sequence[pa.Check]] = {
     ),
     "last_synced_at": (FINCH_TIME,),
     "connected_at": (FINCH_TIME,),
+    "provider_id": (KEY_LENGTH,),
+    "provider_name": (TEXT_LENGTH,),
+    "products": (TEXT_LENGTH,),
 }
 ENTITY_CHECKS: Mapping[str, Sequence[pa.Check]] = {
     "connection_id": (KEY_LENGTH,),
     "entity_id": (KEY_LENGTH,),
+    "entity_name": (TEXT_LENGTH,),
+    "source_id": (KEY_LENGTH,),
     "entity_status": (pa.Check.isin(STATUSES),),
 }
 

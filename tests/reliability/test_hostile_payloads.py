@@ -48,6 +48,8 @@ from hostile_helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connections_pipeline.decoding_limits import MAX_ENTITIES_PER_CONNECTION as MAX_ENTITIES
+from connections_pipeline.decoding_limits import MAX_ID_CHARS, MAX_TEXT_CHARS
 from connections_pipeline.transform.parse import parse_timestamp
 from connections_pipeline.warehouse import (
     CONNECTION_ENTITIES,
@@ -416,3 +418,101 @@ def _check_known_cases(warehouse: Warehouse) -> None:
     stored = warehouse.read_table(QUARANTINE).filter(pl.col("run_id") == run.run_id)
     assert stored.height == quarantine.height
     assert set(warehouse.read_current()["connection_id"].to_list()) == valid_ids
+
+
+# --- values past the decoding limits ----------------------------------------------------------
+
+LONG_NAME = "N" * (MAX_TEXT_CHARS + 1)
+
+
+def _entities(connection_id: str, count: int) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{connection_id}-{n}", "name": f"E{n}", "source_id": "s", "status": "connected"}
+        for n in range(count)
+    ]
+
+
+# token -> (body, where it must land, a fragment of the reason); None: valid.
+LIMIT_CASES: dict[str, tuple[dict[str, Any], str | None, str]] = {
+    "fp-long-customer": (
+        introspection("conn-long-customer", customer_name=LONG_NAME),
+        "connection",
+        f"customer_name failed str_length(None, {MAX_TEXT_CHARS})",
+    ),
+    "fp-customer-at-limit": (
+        introspection("conn-customer-at-limit", customer_name="N" * MAX_TEXT_CHARS),
+        None,
+        "",
+    ),
+    "fp-long-customer-id": (
+        introspection("conn-long-customer-id", customer_id="c" * (MAX_ID_CHARS + 1)),
+        "connection",
+        f"customer_id failed str_length(None, {MAX_ID_CHARS})",
+    ),
+    "fp-long-company": (
+        introspection("conn-long-company"),
+        "connection",
+        f"company_name failed str_length(None, {MAX_TEXT_CHARS})",
+    ),
+    "fp-many-entities": (
+        introspection("conn-many", entities=_entities("conn-many", MAX_ENTITIES + 1)),
+        "introspection",
+        f"introspection lists {MAX_ENTITIES + 1} entities (at most {MAX_ENTITIES} per connection)",
+    ),
+    "fp-entities-at-limit": (
+        introspection("conn-at-limit", entities=_entities("conn-at-limit", MAX_ENTITIES)),
+        None,
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_values_past_the_decoding_limits_are_quarantined_not_cut_and_the_rest_loads(
+    backend: str, tmp_path: Path, postgres_url: str
+) -> None:
+    """Regression: a 10 MB company or customer name was stored and published verbatim, and
+    200,000 entities of one connection loaded 200,000 rows."""
+    rows = [raw_row("providers", None, encode(providers(("gusto", "Gusto"))))]
+    rows += [raw_row("introspect", fp, encode(body)) for fp, (body, _, _) in LIMIT_CASES.items()]
+    # The company name comes from /employer/company: 2 MB of it.
+    huge_company = {"id": "company-a", "legal_name": "C" * 2_000_000}
+    rows.append(
+        raw_row(
+            "company", "fp-long-company", encode(huge_company), connection_id="conn-long-company"
+        )
+    )
+    # Two entities: the company column says "Multi-entity connection", not the long name.
+    members = [{"id": "e-1", "name": LONG_NAME}, {"id": "e-2", "name": "Short"}]
+    long_entity = introspection("conn-long-entity", entities=members)
+    rows.append(raw_row("introspect", "fp-long-entity", encode(long_entity)))
+    with fresh_warehouse(backend, tmp_path, postgres_url) as warehouse:
+        run = run_against(warehouse, raw_frame(rows), f"run-limits-{next(_RUNS)}")
+        quarantine = run.quarantine
+        for fingerprint, (body, kind, fragment) in LIMIT_CASES.items():
+            key = fingerprint if kind == "introspection" else body["connection_id"]
+            found = quarantine.filter(pl.col("record_key") == key)
+            if kind is None:
+                assert found.is_empty(), found.to_dicts()
+                continue
+            [(stored_kind, reason)] = found.select("record_kind", "reason").rows()
+            assert (stored_kind, fragment in reason) == (kind, True), (fingerprint, reason)
+        [entity_reason] = run.entities.quarantined["reason"].to_list()
+        assert f"entity_name failed str_length(None, {MAX_TEXT_CHARS})" in entity_reason
+
+        load(warehouse, run)
+        current = warehouse.read_current()
+        assert set(current["connection_id"]) == {
+            "conn-customer-at-limit",
+            "conn-at-limit",
+            "conn-long-entity",
+        }
+        for name, dtype in current.schema.items():
+            if dtype == pl.String:
+                assert (current[name].str.len_chars().fill_null(0) <= MAX_TEXT_CHARS).all(), name
+        entities = warehouse.read_table(CONNECTION_ENTITIES)
+        counts = dict(entities.group_by("connection_id").len().rows())
+        assert "conn-many" not in counts
+        assert (counts["conn-at-limit"], counts["conn-long-entity"]) == (MAX_ENTITIES, 1)
+        stored = warehouse.read_table(QUARANTINE).filter(pl.col("run_id") == run.run_id)
+        assert stored.height == quarantine.height
