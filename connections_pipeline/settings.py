@@ -35,6 +35,7 @@ from connections_pipeline.transform.guards import (
 from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate_schema_name
 from connections_pipeline.warehouse.engine import (
+    check_duckdb_file,
     check_duckdb_folder,
     check_schema_for_url,
     parse_warehouse_url,
@@ -147,7 +148,8 @@ def _check_choices(env: Mapping[str, str]) -> None:
 
 def _check_warehouse(env: Mapping[str, str]) -> None:
     """The schema name ends up in SQL: refuse anything but a usable identifier now, before
-    any run connects to the warehouse; and a DuckDB file where no folder can hold it."""
+    any run connects to the warehouse; and a DuckDB file where no folder can hold it, or
+    an existing file that is not a DuckDB database (the tokens CSV named by mistake)."""
     schema = env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1]
     try:
         validate_schema_name(schema)
@@ -160,6 +162,7 @@ def _check_warehouse(env: Mapping[str, str]) -> None:
     try:
         check_schema_for_url(url, schema)
         check_duckdb_folder(url)
+        check_duckdb_file(url)
     except ValueError as exc:
         raise SettingError(str(exc)) from None
 

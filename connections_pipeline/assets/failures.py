@@ -18,7 +18,8 @@ from connections_pipeline.resources.redacted_fields import scrub_resources
 from connections_pipeline.warehouse import CONNECTIONS, Warehouse, WarehouseConnectionError
 
 FAILURE_CAUSE = "cause"
-SETTING_CAUSE, HELD_CAUSE = "setting", "held"
+# BUSY: another process holds the warehouse (a DuckDB file); nothing to fix, try again later.
+SETTING_CAUSE, HELD_CAUSE, BUSY_CAUSE = "setting", "held", "busy"
 
 
 def setting_failure(message: str, *resources: Any) -> dg.Failure:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
+import regex
 
 from connections_pipeline.concepts import (
     AUTH_METHODS,
@@ -43,6 +44,10 @@ UNKNOWN_KEY_HEX_DIGITS = 32
 # customer (or reauthentication of the same connection) waits until they expire.
 OPEN_STATUSES = (PENDING, UNKNOWN)
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
+# What a reader cannot see: format characters (zero-width space and joiners, BOM, soft
+# hyphen, bidi marks) and the rest of Unicode's default-ignorable code points (Hangul
+# fillers, variation selectors), which a renderer shows as nothing.
+_INVISIBLE = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]")
 
 
 class ConnectLinkError(ValueError):
@@ -89,13 +94,23 @@ class ConnectLinkRequest:
 
 
 def customer_key(customer_id: str) -> str:
-    """How the duplicate guard compares customer ids: trimmed and case-folded, so
-    `REDTEAM-1` and ` redteam-1` are one customer."""
-    return customer_id.strip().casefold()
+    """How the duplicate guard compares customer ids: NFKC-normalised, invisible characters
+    removed, case-folded and trimmed, so ` redteam-1`, `redteam-1` + U+200B (zero-width
+    space) and full-width `REDTEAM-1` (U+FF32...) are all the customer `REDTEAM-1`.
+
+    Derived on every comparison, never stored: ledger rows written before a rule was added
+    compare by the current one. Empty when the id has nothing a person could see.
+    """
+    visible = _INVISIBLE.sub("", unicodedata.normalize("NFKC", customer_id))
+    # Case folding can leave a string that is no longer NFKC (e.g. U+0345); normalise again.
+    return unicodedata.normalize("NFKC", visible.casefold()).strip()
 
 
 def normalized(request: ConnectLinkRequest) -> ConnectLinkRequest:
-    """`request` as it is sent and stored: the customer id trimmed."""
+    """`request` as it is sent and stored: the customer id trimmed, otherwise as given.
+
+    Not `customer_key`: Finch hands the id back in `/introspect` and the token exchange,
+    and the application matches it against its own records, which hold it as typed."""
     return replace(request, customer_id=request.customer_id.strip())
 
 
@@ -166,6 +181,11 @@ def _text_problems(name: str, value: Any) -> list[str]:
         return [f"{name} is required (1-{MAX_TEXT} characters)"]
     if len(value.strip()) > MAX_TEXT:
         return [f"{name} must be at most {MAX_TEXT} characters, got {len(value.strip())}"]
+    if not customer_key(value):
+        return [
+            f"{name} must hold a visible character, got only invisible ones (zero-width, "
+            f"BOM or other format characters): {value!r}"
+        ]
     if _has_control(value):
         # A NUL cannot even be stored in PostgreSQL text; none of them belongs in a name.
         return [f"{name} must not contain control characters, got {value!r}"]
@@ -247,8 +267,8 @@ def request_body(request: ConnectLinkRequest) -> dict[str, Any]:
 
 def active_sessions(ledger: pl.DataFrame, customer_id: str, now: datetime) -> pl.DataFrame:
     """The customer's Connect links that may be open at `now`: pending, or of unknown
-    outcome, and not yet (or, if unknown, not yet would-be) expired. Customer ids match
-    trimmed and case-folded; attempts of unknown outcome come first, then the newest."""
+    outcome, and not yet (or, if unknown, not yet would-be) expired. Customer ids match by
+    `customer_key`; attempts of unknown outcome come first, then the newest."""
     open_links = ledger.filter(
         (pl.col("kind").fill_null(KIND_CONNECT) == KIND_CONNECT)
         & pl.col("status").fill_null(PENDING).is_in(OPEN_STATUSES)

@@ -78,8 +78,8 @@ def create_connect_link(
 ) -> CreatedLink:
     """Validate `request`, create the session at Finch and record it in the ledger.
 
-    The customer id is sent and stored trimmed; the duplicate guard compares it trimmed and
-    case-folded.
+    The customer id is sent and stored trimmed; the duplicate guard compares it by
+    `customer_key` (NFKC, invisible characters removed, case-folded, trimmed).
 
     Raises:
         ConnectLinkOutcomeUnknown: Finch may have created the link but its answer was lost

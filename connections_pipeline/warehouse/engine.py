@@ -1,7 +1,9 @@
-"""Warehouse URL validation, engine creation and the connection error."""
+"""Warehouse URL validation, engine creation and the connection errors."""
 
+import re
 from pathlib import Path
 
+import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
@@ -18,8 +20,27 @@ _DRIVERS = {
 }
 
 
+# A DuckDB database file starts with a checksum (8 bytes), then these magic bytes
+# (DuckDB's storage format, `MainHeader::MAGIC_BYTES`).
+DUCKDB_MAGIC = b"DUCK"
+_DUCKDB_MAGIC_AT = 8
+# DuckDB's only sign of another process holding the file: "Could not set lock on file
+# "<path>": Conflicting lock is held in <program> (PID <n>)", raised as an IOException.
+_DUCKDB_LOCK = "Could not set lock on file"
+_DUCKDB_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
 class WarehouseConnectionError(RuntimeError):
     """The warehouse did not answer; the message names the setting, never the password."""
+
+
+class WarehouseBusyError(WarehouseConnectionError):
+    """Another process (another run, `dagster dev`, a SQL client) holds the DuckDB file.
+
+    Not a setting to fix: the same URL works once that process lets go. A connection error
+    still, so whatever waits and tries again on one (webhook receiver, sensor, retries) does
+    so on this one too.
+    """
 
 
 def parse_warehouse_url(url: str | URL) -> URL:
@@ -96,6 +117,33 @@ def check_duckdb_folder(url: URL) -> None:
             return
 
 
+def check_duckdb_file(url: URL) -> None:
+    """Raise ValueError naming the URL setting when the DuckDB file exists but is not a
+    DuckDB database (e.g. the tokens CSV by mistake). DuckDB would open such a file as a
+    read-only view inside an in-memory database: every load would "succeed" and vanish.
+    An empty file is refused too, since DuckDB will not open it. Reads the first bytes only."""
+    path = duckdb_file(url)
+    if path is None or not path.is_file():
+        return
+    try:
+        with path.open("rb") as file:
+            header = file.read(_DUCKDB_MAGIC_AT + len(DUCKDB_MAGIC))
+    except OSError as exc:
+        raise ValueError(
+            f"{URL_SETTING}: the DuckDB file {path} cannot be read: {exc.strerror or exc}"
+        ) from None
+    if not header:
+        raise ValueError(
+            f"{URL_SETTING}: {path} is an empty file, which DuckDB does not open as a "
+            "database; remove it (DuckDB creates the file) or name another"
+        )
+    if header[_DUCKDB_MAGIC_AT:] != DUCKDB_MAGIC:
+        raise ValueError(
+            f"{URL_SETTING}: {path} is not a valid DuckDB database file (it lacks DuckDB's "
+            "header); name a DuckDB database or a new path"
+        )
+
+
 def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engine:
     """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder.
 
@@ -106,6 +154,8 @@ def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engin
             must not keep it from the sync runs.
 
     Raises:
+        ValueError: naming the URL setting, when the DuckDB file is a folder, sits below a
+            file, or exists and is not a DuckDB database.
         WarehouseConnectionError: the folder cannot be created (a file in its way, no
             permission); no retry would help.
     """
@@ -116,6 +166,7 @@ def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engin
         # Every new connection to :memory: would be a different, empty database.
         return sa.create_engine(url, poolclass=sa.pool.StaticPool)
     check_duckdb_folder(url)
+    check_duckdb_file(url)
     pooling = {} if hold_connections else {"poolclass": sa.pool.NullPool}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +179,17 @@ def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engin
 
 
 def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
-    """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials."""
+    """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials; a
+    WarehouseBusyError when another process holds the DuckDB file."""
     original = getattr(exc, "orig", None) or exc
+    text = str(original)
+    if isinstance(original, duckdb.IOException) and _DUCKDB_LOCK in text:
+        pid = _DUCKDB_LOCK_HOLDER.search(text)
+        holder = f" (PID {pid[1]})" if pid else ""
+        return WarehouseBusyError(
+            f"the warehouse is busy: another process{holder} holds the DuckDB file "
+            f"{duckdb_file(url)} ({URL_SETTING}); try again once it has finished"
+        )
     message = scrub(str(original).strip(), url_secrets(url))
     return WarehouseConnectionError(
         f"{URL_SETTING} ({safe_database_url(url)}) is unreachable: {message}"

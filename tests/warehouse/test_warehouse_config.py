@@ -105,3 +105,70 @@ def test_in_memory_duckdb_keeps_its_tables_across_calls() -> None:
     warehouse.load_run(run("r1", at(0), [connection_row("a")]))
     assert warehouse.read_current()["connection_key"].to_list() == ["a"]
     warehouse.dispose()
+
+
+def _duckdb_database(path: Path) -> Path:
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE kept (x INTEGER)")
+    return path
+
+
+def _sqlite_database(path: Path) -> Path:
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE kept (x INTEGER)")
+    return path
+
+
+NOT_DUCKDB = {
+    "tokens csv": lambda path: path.write_text("access_token,customer_id\ntok_1,c1\n"),
+    "json": lambda path: path.write_text('{"tokens": []}'),
+    "sqlite": _sqlite_database,
+    "short binary": lambda path: path.write_bytes(b"\x00DUCK"),
+    "empty": lambda path: path.write_bytes(b""),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_DUCKDB)
+def test_an_existing_file_that_is_not_a_duckdb_database_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    # DuckDB opens a CSV as a view in an in-memory database: every load would vanish.
+    path = tmp_path / "tokens.csv"
+    NOT_DUCKDB[kind](path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="CONNECTIONS_WAREHOUSE_URL") as raised:
+        Warehouse(f"duckdb:///{path}")
+    assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+    assert path.read_bytes() == before
+
+
+def test_an_existing_duckdb_file_and_a_new_path_are_accepted(tmp_path: Path) -> None:
+    import duckdb
+
+    existing = _duckdb_database(tmp_path / "existing.duckdb")
+    with Warehouse(f"duckdb:///{existing}") as warehouse:
+        warehouse.ensure_tables()
+    with duckdb.connect(str(existing), read_only=True) as connection:
+        rows = connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    tables = {name for (name,) in rows}
+    assert {"kept", "finch_connections"} <= tables
+    fresh = tmp_path / "new" / "fresh.duckdb"
+    with Warehouse(f"duckdb:///{fresh}") as warehouse:
+        warehouse.ensure_tables()
+    assert fresh.is_file()
+
+
+def test_settings_refuse_a_non_database_warehouse_file_before_any_work(tmp_path: Path) -> None:
+    from connections_pipeline.settings import SettingError, build_resources
+
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text("access_token\ntok_1\n")
+    env = {"CONNECTIONS_WAREHOUSE_URL": f"duckdb:///{tokens}"}
+    with pytest.raises(SettingError, match=r"^CONNECTIONS_WAREHOUSE_URL: .* not a valid DuckDB"):
+        build_resources(env)
+    env = {"CONNECTIONS_WAREHOUSE_URL": f"duckdb:///{_duckdb_database(tmp_path / 'w.duckdb')}"}
+    assert set(build_resources(env)) >= {"warehouse"}
