@@ -3,8 +3,10 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         help="show Dagster's events (debug included) here as they happen, besides the log file",
+    )
+    run.add_argument(
+        "--pool-wait-seconds",
+        type=float,
+        default=DEFAULT_POOL_WAIT_SECONDS,
+        help="how long to wait for the finch_api pool's slot while another run holds it, "
+        f"before giving up with exit 4 (default {DEFAULT_POOL_WAIT_SECONDS:.0f})",
     )
     run.set_defaults(handler=_run_sync)
     _add_connect_link(commands)
@@ -212,26 +221,25 @@ def _scrubbed(message: str) -> str:
     return scrub(message, secrets)
 
 
-# Exit codes of `run`: 2 a setting or input to fix, 3 a held sync, 1 any other failure.
-EXIT_FAILED, EXIT_SETTING, EXIT_HELD = 1, 2, 3
+# Exit codes of `run`: 2 a setting or input to fix, 3 a held sync, 4 busy (another run holds
+# the folder or the Finch pool), 130/143 stopped by Ctrl-C/SIGTERM, 1 any other failure.
+EXIT_FAILED, EXIT_SETTING, EXIT_HELD, EXIT_BUSY = 1, 2, 3, 4
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+# How long a run waits for the finch_api pool's slot by default before it gives up.
+DEFAULT_POOL_WAIT_SECONDS = 600.0
 
 
 def _run_sync(args: argparse.Namespace) -> int:
     # Runs land in a local Dagster instance (SQLite) that `dagster dev` can show later.
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME.resolve())))
-    # The terminal as it is now: Dagster's own output is sent to the log file below.
-    terminal = sys.stdout
-    import dagster as dg
-
-    from connections_pipeline.definitions import (
-        EXPORT_JOB_NAME,
-        REPORT_JOB_NAME,
-        SYNC_JOB_NAME,
-        defs,
+    from connections_pipeline.definitions import defs
+    from connections_pipeline.local_instance import (
+        FolderBusy,
+        PoolWaitExpired,
+        Stopped,
+        folder_lock,
+        signals_stop,
     )
-    from connections_pipeline.partitions import all_states_tags
-    from connections_pipeline.run_progress import progress_bars
-    from connections_pipeline.run_summary import print_exports, print_report, print_summary
     from connections_pipeline.settings import SettingError
 
     try:
@@ -241,6 +249,40 @@ def _run_sync(args: argparse.Namespace) -> int:
         print(f"run: {_scrubbed(str(exc))}", file=sys.stderr)
         return EXIT_SETTING
     home.mkdir(parents=True, exist_ok=True)
+    try:
+        with signals_stop(), folder_lock(home):
+            return _run_jobs(args, home, definitions)
+    except FolderBusy as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except (Stopped, PoolWaitExpired) as exc:
+        # The run in progress is marked failed; its thread cannot be stopped, so the process
+        # ends here (a sync's load is one transaction: nothing half-loaded stays behind).
+        print(f"run: {_scrubbed(str(exc))}; the run was marked failed", file=sys.stderr)
+        if isinstance(exc, PoolWaitExpired):
+            _exit_now(EXIT_BUSY)
+        _exit_now(EXIT_INTERRUPTED if exc.signal_name == "SIGINT" else EXIT_TERMINATED)
+
+
+def _exit_now(code: int) -> NoReturn:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run_jobs(args: argparse.Namespace, home: Path, definitions: Any) -> int:
+    """The sync, then the exports and the report, each a run in the folder's instance."""
+    # The terminal as it is now: Dagster's own output is sent to the log file below.
+    terminal = sys.stdout
+    import dagster as dg
+
+    from connections_pipeline.definitions import EXPORT_JOB_NAME, REPORT_JOB_NAME, SYNC_JOB_NAME
+    from connections_pipeline.local_instance import fail_dead_runs, process_tags, run_watched
+    from connections_pipeline.partitions import all_states_tags
+    from connections_pipeline.pools import FINCH_POOL
+    from connections_pipeline.run_progress import progress_bars
+    from connections_pipeline.run_summary import print_exports, print_report, print_summary
+
     (home / "dagster.yaml").touch()  # default SQLite storage, said explicitly
     log_file = run_log.start(home)
     verbose = args.verbose
@@ -248,14 +290,33 @@ def _run_sync(args: argparse.Namespace) -> int:
     def execute(name: str, **options: Any) -> Any:
         job = definitions.resolve_job_def(name)
         run_config = run_log.console(options.pop("run_config", {}), verbose)
+        tags = {**options.pop("tags", {}), **process_tags()}
+        run_id = str(uuid.uuid4())
         with run_log.output_to(log_file, unless=verbose):
-            return job.execute_in_process(
-                instance=instance, raise_on_error=False, run_config=run_config, **options
+            return run_watched(
+                lambda: job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    run_config=run_config,
+                    run_id=run_id,
+                    tags=tags,
+                    **options,
+                ),
+                instance,
+                run_id,
+                FINCH_POOL,
+                args.pool_wait_seconds,
             )
 
     with run_log.output_to(log_file, unless=verbose):
         instance = dg.DagsterInstance.get()
     with instance:
+        # A run killed earlier (SIGKILL, a crash) stays STARTED and keeps its pool slot.
+        for dead in fail_dead_runs(instance):
+            print(
+                f"Run {dead.run_id} ({dead.job_name}) had stopped without ending (its process "
+                "is gone): marked failed, its pool slot freed"
+            )
         with progress_bars(terminal):
             result = execute(SYNC_JOB_NAME, run_config=_sync_config(args))
         run_log.append_events(log_file, instance, result.run_id)
@@ -287,14 +348,20 @@ def _sync_config(args: argparse.Namespace) -> dict:
 
 def _failed(what: str, result: Any, log_file: Path) -> int:
     """One line saying why the run failed; the whole story is in the log file."""
-    from connections_pipeline.assets.failures import FAILURE_CAUSE, HELD_CAUSE, SETTING_CAUSE
+    from connections_pipeline.assets.failures import (
+        BUSY_CAUSE,
+        FAILURE_CAUSE,
+        HELD_CAUSE,
+        SETTING_CAUSE,
+    )
 
     cause, message = run_log.failure_of(result, FAILURE_CAUSE)
     print(
         f"run: {what} {result.run_id} failed: {_scrubbed(message)} (log: {log_file})",
         file=sys.stderr,
     )
-    return {SETTING_CAUSE: EXIT_SETTING, HELD_CAUSE: EXIT_HELD}.get(cause, EXIT_FAILED)
+    exits = {SETTING_CAUSE: EXIT_SETTING, HELD_CAUSE: EXIT_HELD, BUSY_CAUSE: EXIT_BUSY}
+    return exits.get(cause, EXIT_FAILED)
 
 
 if __name__ == "__main__":

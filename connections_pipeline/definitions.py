@@ -15,6 +15,7 @@ from connections_pipeline.assets.report import REPORT_GROUP, finch_connections_r
 from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import SOURCE_ASSETS, SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
+from connections_pipeline.dead_run_sensor import dead_run_sensor
 from connections_pipeline.settings import (
     build_resources,
     check_instance_storage_url,
@@ -77,7 +78,8 @@ def defs() -> dg.Definitions:
             )
         ],
         # The exports and SQL models follow each sync through their automation conditions;
-        # webhook events start targeted syncs of the connections they name.
+        # webhook events start targeted syncs of the connections they name; dead runs give
+        # their pool slot back.
         sensors=[
             automation_sensor(),
             webhook_sensor(
@@ -87,6 +89,7 @@ def defs() -> dg.Definitions:
                 if webhooks_configured(env)
                 else dg.DefaultSensorStatus.STOPPED,
             ),
+            dead_run_sensor(),
         ],
         resources=build_resources(env),
     )

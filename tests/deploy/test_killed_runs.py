@@ -85,21 +85,25 @@ def test_a_sync_whose_process_is_killed_fails_and_frees_the_pool(
         _next_sync_runs_and_loads(deployed, instance)
 
 
-def test_a_sync_killed_with_its_daemon_is_failed_by_run_monitoring(
+def test_a_sync_killed_with_its_daemon_is_failed_within_a_minute_not_at_max_runtime(
     tmp_path: Path, postgres_admin_url: str
 ) -> None:
     # A crashed machine: the run worker dies with the daemon and the code server, and no
-    # process is left that could report it. Run monitoring fails it once it has run longer
-    # than its maximum runtime (the instance's 12 hours; this run's tag says 20 s).
+    # process is left that could report it. Regression: run monitoring failed it only once
+    # it had run past its maximum runtime (12 hours), the finch_api slot held all along.
+    # The sensor `fail_dead_runs` finds its worker's pid gone once the daemon is back.
     with deployment(postgres_admin_url, tmp_path, sandbox=SLOW_FINCH) as deployed:
         instance = deployed.instance()
         deployed.start_daemon()
-        deployed.launch_sync(tags={"dagster/max_runtime": "20"})
-        run, _ = _running_sync(deployed, instance)
+        deployed.launch_sync()
+        run, pid = _running_sync(deployed, instance)
 
         deployed.kill_daemon()
         assert refreshed(instance, run).dagster_run.status == dg.DagsterRunStatus.STARTED
 
         deployed.start_daemon()
         _failed(deployed, instance, run)
+        messages = [e.message for e in instance.all_logs(run.dagster_run.run_id) if e.message]
+        assert any(f"(pid {pid}) is gone" in message for message in messages), messages[-5:]
+        assert not any("maximum runtime" in message.lower() for message in messages)
         _next_sync_runs_and_loads(deployed, instance)
