@@ -1,8 +1,10 @@
 """What the `run` command prints: the state breakdown, where the data, CSVs and report are.
 
 Times are UTC, with whose clock they are: a snapshot's `as_of` is Finch's clock (its `Date`
-header), and the embedded sandbox keeps a simulated clock of its own, which looks wrong
-beside the machine's unless the line says so. Paths and URLs are absolute.
+header) or, when no answer carried a usable one, this machine's; the embedded sandbox keeps a
+simulated clock of its own, which looks wrong beside the machine's unless the line says so.
+The line names the clock the run actually used (`finch_sync_runs.as_of_clock`), with the
+headers it ignored. Paths and URLs are absolute.
 """
 
 from collections.abc import Mapping
@@ -38,7 +40,7 @@ def print_summary(resources: Mapping[str, Any], run_id: str) -> None:
     else:
         print(
             f"\nSync {run_id} {run['status']}: snapshot as of {_utc(run['as_of'])}, "
-            f"{clock_source(finch.embedded)}"
+            f"{clock_source(finch.embedded, clock=run.get('as_of_clock'))}"
         )
     print(f"{'state':<14}{'rows':>8}{'needs action':>14}")
     for state in CONNECTION_STATES:
@@ -56,15 +58,16 @@ def print_summary(resources: Mapping[str, Any], run_id: str) -> None:
     print(f"Warehouse: {shown_database_url(store.url)} (schema {store.schema})")
 
 
-def clock_source(embedded: bool, now: datetime | None = None) -> str:
-    """Whose clock a snapshot's time is, said when it is not this machine's."""
+def clock_source(embedded: bool, now: datetime | None = None, clock: str | None = None) -> str:
+    """Whose clock a snapshot's time is: `clock` as the run recorded it (a run recorded
+    before runs said so: Finch's, or the embedded sandbox's), with this machine's time
+    beside the embedded sandbox's simulated one."""
+    if clock is None:
+        clock = "the embedded Finch sandbox's simulated clock" if embedded else "Finch's clock"
     if not embedded:
-        return "by Finch's clock"
+        return f"by {clock}"
     moment = now or datetime.now(UTC)
-    return (
-        "by the embedded Finch sandbox's simulated clock "
-        f"(this machine's: {moment.astimezone(UTC).strftime(TIME)})"
-    )
+    return f"by {clock} (this machine's: {moment.astimezone(UTC).strftime(TIME)})"
 
 
 def shown_database_url(url: str | sa.URL) -> str:

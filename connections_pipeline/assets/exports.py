@@ -6,10 +6,12 @@ either way; after each sync, declarative automation asks for all three in one ru
 """
 
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
 from connections_pipeline.assets.table_schemas import export_schema
@@ -30,6 +32,7 @@ from connections_pipeline.resources import ExportDestinationResource, WarehouseR
 from connections_pipeline.warehouse import (
     CONNECTIONS,
     CONNECTIONS_COLUMNS,
+    WarehouseConnectionError,
 )
 
 EXPORT_GROUP = "finch_exports"
@@ -125,11 +128,15 @@ def finch_connections_csv(
         snapshot["status"],
         destination.display_url,
     )
+    still_newest = newest_loaded_check(warehouse, snapshot["run_id"])
     for state in states:
-        written = export_state(current, state, options, destination, snapshot["as_of"])
+        written = export_state(
+            current, state, options, destination, snapshot["as_of"], still_newest
+        )
         if written.latest_path is None:
             context.log.warning(
-                "Wrote %d %s rows to %s; %s holds a later snapshot and was left as it is",
+                "Wrote %d %s rows to %s; a later sync loaded another snapshot meanwhile, so "
+                "%s is left to its export",
                 written.rows,
                 state,
                 written.path,
@@ -147,6 +154,26 @@ def finch_connections_csv(
             _metadata(written, destination.is_local, options, exported_at, snapshot),
             partition_key=state,
         )
+
+
+def newest_loaded_check(warehouse: WarehouseResource, run_id: str) -> Callable[[], bool]:
+    """Whether the sync `run_id` is still the last that loaded a snapshot, asked just before
+    a `_latest` file is replaced: of two exports running at once (after two quick syncs),
+    the older snapshot's must not end as `_latest`. A warehouse that cannot be read right
+    now (a sync holding the DuckDB file) counts as yes: this is the newest snapshot known."""
+
+    def check() -> bool:
+        try:
+            store = warehouse.open(hold_connections=False)
+            try:
+                loaded = store.latest_loaded_run()
+            finally:
+                store.dispose()
+        except (ValueError, WarehouseConnectionError, sa.exc.DBAPIError):
+            return True
+        return loaded is None or loaded["run_id"] == run_id
+
+    return check
 
 
 def _metadata(

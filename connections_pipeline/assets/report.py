@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from connections_pipeline.assets.exports import newest_loaded_check
 from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import ISO_8601_UTC, ExportSettingError
@@ -55,8 +56,16 @@ def finch_connections_report(
         status=loaded["status"],
         status_reason=loaded["status_reason"],
         not_loaded=_not_loaded(loaded, latest),
+        # Runs recorded before `as_of_clock` existed were dated by Finch's clock.
+        clock=loaded.get("as_of_clock") or Snapshot.clock,
     )
-    written = export_report(current, snapshot, destination, datetime.now(UTC))
+    written = export_report(
+        current,
+        snapshot,
+        destination,
+        datetime.now(UTC),
+        newest_loaded_check(warehouse, snapshot.run_id),
+    )
     context.log.info(
         "Wrote the report of %d rows (snapshot as of %s) to %s",
         current.height,

@@ -1,9 +1,10 @@
 """The Connections page as one HTML file: the three tabs, sortable and filterable, for people.
 
 The CSVs are what a spreadsheet wants; the report is what a person opening a link wants.
-It is rendered with Jinja2 (autoescape on) from the same rows, columns, labels and
-formula neutralisation as the CSV export (`table`), and written next to the CSVs through
-the same `Destination` (atomic, local folder or fsspec URL).
+It is rendered with Jinja2 (autoescape on) from the same rows, columns and labels as the CSV
+export (`table`), and written next to the CSVs through the same `Destination` (atomic, local
+folder or fsspec URL). Names are shown as stored, HTML-escaped only: the CSV's formula guard
+(a leading `'`) is for spreadsheets, and a browser runs no formula.
 
 The file is self-contained: styles and script are inline, nothing is fetched, and a
 Content-Security-Policy lets only the report's own script run (its SHA-256 is in the
@@ -17,6 +18,7 @@ thing whenever it is opened.
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -32,12 +34,11 @@ from connections_pipeline.export.columns import (
     ISO_8601_UTC,
     dated_report_name,
     latest_report_name,
-    report_file_pattern,
 )
 from connections_pipeline.export.destination import Destination
 from connections_pipeline.export.options import ExportOptions
 from connections_pipeline.export.run import write_dated_and_latest
-from connections_pipeline.export.table import cell_text, neutralise, select_rows
+from connections_pipeline.export.table import cell_text, select_rows
 
 TEMPLATES = "connections_pipeline.export"
 _READABLE_TIME = "%Y-%m-%d %H:%M UTC"
@@ -122,12 +123,16 @@ def render_report(current: pl.DataFrame, snapshot: Snapshot, generated_at: datet
 
 
 def export_report(
-    current: pl.DataFrame, snapshot: Snapshot, destination: Destination, generated_at: datetime
+    current: pl.DataFrame,
+    snapshot: Snapshot,
+    destination: Destination,
+    generated_at: datetime,
+    still_newest: Callable[[], bool] | None = None,
 ) -> ReportExport:
     """Write `connections_report_<date>.html` and `connections_report_latest.html`.
 
-    The date is the snapshot's, and `_latest` is only replaced when no later snapshot's
-    report is there: the same rules as the CSV files.
+    The date is the snapshot's, and `_latest` follows the order snapshots were loaded in
+    (`still_newest`, as `export.run.write_dated_and_latest`): the same rules as the CSVs.
     """
     html = render_report(current, snapshot, generated_at)
     path, latest = write_dated_and_latest(
@@ -136,7 +141,7 @@ def export_report(
         _utc(snapshot.as_of).date(),
         dated=dated_report_name,
         latest=latest_report_name(),
-        pattern=report_file_pattern(),
+        still_newest=still_newest,
     )
     rows = {state: current.filter(pl.col("state") == state).height for state in STATES}
     return ReportExport(
@@ -168,13 +173,13 @@ def _tab(current: pl.DataFrame, state: str, as_of: datetime) -> dict:
 
 
 def _cell(value: Any, dtype: pl.DataType, as_of: datetime) -> dict[str, Any]:
-    """One table cell: the text shown (formula-neutralised, like the CSV), its sort key, and
-    for a time its relative form."""
+    """One table cell: the text shown (as stored; the template escapes it), its sort key,
+    and for a time its relative form."""
     if value is None:
         return {"text": "", "sort": "", "kind": "blank"}
     if isinstance(value, datetime):
         return {"kind": "time", **_time_cell(value, as_of)}
-    text = neutralise(cell_text(value, ISO_8601_UTC))
+    text = cell_text(value, ISO_8601_UTC)
     if dtype.is_numeric():
         return {"text": text, "sort": str(value), "kind": "number"}
     return {"text": text, "sort": text.casefold(), "kind": "text"}

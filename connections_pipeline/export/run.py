@@ -6,12 +6,7 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from connections_pipeline.export.columns import (
-    dated_file_name,
-    dated_file_pattern,
-    day_of_dated_file,
-    latest_file_name,
-)
+from connections_pipeline.export.columns import dated_file_name, latest_file_name
 from connections_pipeline.export.destination import Destination
 from connections_pipeline.export.options import ExportOptions
 from connections_pipeline.export.table import (
@@ -41,13 +36,14 @@ def export_state(
     options: ExportOptions,
     destination: Destination,
     as_of: datetime,
+    still_newest: Callable[[], bool] | None = None,
 ) -> StateExport:
     """Write `connections_<state>_<date>.csv` and `connections_<state>_latest.csv`.
 
     Both files hold the same bytes; each is replaced atomically (see `destination`). The date
     is the snapshot's (`as_of`), not the export's: an export re-run tomorrow on today's
-    snapshot rewrites today's file. `_latest` is left alone when the destination already
-    holds a dated file of a later snapshot, so an older snapshot never poses as the newest.
+    snapshot rewrites today's file. `_latest` follows the order the snapshots were loaded in,
+    not their dates (a clock can jump): see `write_dated_and_latest`.
 
     Args:
         current: `finch_connections` as `Warehouse.read_current()` returns it.
@@ -56,6 +52,8 @@ def export_state(
         destination: where the files go.
         as_of: the snapshot's time (Finch's clock of the sync that loaded it); a naive
             time is taken as UTC.
+        still_newest: whether `current` is still the newest loaded snapshot; None when
+            the caller knows it is.
     """
     header = [name for name, _ in export_columns(options)]
     rows = render_rows(select_rows(current, state, options), options)
@@ -67,7 +65,7 @@ def export_state(
         day,
         dated=lambda day: dated_file_name(state, day),
         latest=latest_file_name(state),
-        pattern=dated_file_pattern(state),
+        still_newest=still_newest,
     )
     return StateExport(
         state=state,
@@ -85,14 +83,19 @@ def write_dated_and_latest(
     *,
     dated: Callable[[date], str],
     latest: str,
-    pattern: str,
+    still_newest: Callable[[], bool] | None = None,
 ) -> tuple[str, str | None]:
-    """Write `data` as the dated file of `day` and, unless the destination holds a dated
-    file (matching `pattern`) of a later day, as `latest` too.
+    """Write `data` as the dated file of `day`, then as `latest` too unless `still_newest`
+    says a later sync loaded another snapshot meanwhile (its own export writes `latest`).
+
+    `latest` is the export of the newest *loaded* snapshot, whatever its date: comparing
+    dates would let one snapshot dated in the future (a wrong clock) freeze `latest` for
+    good, and an older snapshot is never exported anyway (exports read the current table).
 
     Returns:
         The dated file's location, and the latest file's (None when it was left alone).
     """
     path = destination.write(dated(day), data)
-    newest = max(filter(None, map(day_of_dated_file, destination.names(pattern))), default=day)
-    return path, (None if newest > day else destination.write(latest, data))
+    if still_newest is not None and not still_newest():
+        return path, None
+    return path, destination.write(latest, data)

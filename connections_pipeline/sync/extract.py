@@ -21,6 +21,12 @@ from connections_pipeline.sync.raw_rows import (
     server_time,
     with_answered_connections,
 )
+from connections_pipeline.transform.finch_clock import (
+    ClockReading,
+    ClockRule,
+    HeaderDates,
+    read_clock,
+)
 from connections_pipeline.transform.followups import known_company_lookups, plan_followups
 from connections_pipeline.transform.guards import Application, split_by_application
 from connections_pipeline.transform.polling import (
@@ -34,6 +40,7 @@ from connections_pipeline.transform.polling import (
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+FINCH_CLOCK_RULE = ClockRule()
 # Company calls paced at 19 a minute fill at most this many of a 5-minute IP window.
 COMPANY_CALLS_PER_IP_WINDOW = 95
 
@@ -47,6 +54,8 @@ class Extraction:
     # decode every body a second time.
     introspections: tuple[pl.DataFrame, pl.DataFrame]
     coverage: "Coverage" = field(default_factory=lambda: Coverage())
+    # Whose clock `as_of` is, and why the run is held when Finch's cannot be trusted.
+    clock: ClockReading | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,7 @@ async def extract(
     application: Application | None = None,
     progress: Progress | None = None,
     jobs_for: frozenset[str] = frozenset(),
+    clock_rule: ClockRule = FINCH_CLOCK_RULE,
 ) -> Extraction:
     """Providers once, `/introspect` per polled token, then jobs and company only where
     needed (never for a token of another application than `application`); jobs also for the
@@ -91,14 +101,17 @@ async def extract(
 
     Which tokens are polled: `rules.budget` and `rules.only_connection_ids`, whole
     connections in priority order (see `transform.polling`); the others are deferred.
+    The snapshot's time is read from the answers' `Date` headers by `clock_rule` (see
+    `transform.finch_clock`).
     """
+    started = datetime.now(UTC)
     records: list[dict[str, Any]] = []
     budget = rules.budget
     providers = await client.providers()
     records.append(raw_row(run_id, providers, None, None))
     token_frame = batch.token_frame()
     order = polling_order(token_frame, previous, previous_tokens)
-    as_of_guess = _as_of([providers])
+    as_of_guess = _clock([providers], started, clock_rule).as_of
     allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)
     plan = plan_polling(order, allowance, rules.only_connection_ids)
     # Company names already due for connections known from the last run are asked for
@@ -135,7 +148,8 @@ async def extract(
         _early_company_calls(client, calls, _pairs(early)),
     )
     records += [answers[token.fingerprint] for token, _ in polled]
-    as_of = _as_of([providers, *(result for _, result in polled)])
+    clock = _clock([providers, *(result for _, result in polled)], started, clock_rule)
+    as_of = clock.as_of
     parsed = await decoder.decoded()
     ours, _ = split_by_application(parsed[0], application or Application())
     followups = plan_followups(ours, token_frame, previous, as_of, rules.company_ttl, jobs_for)
@@ -159,7 +173,8 @@ async def extract(
     records += await calls.many("company", _pairs(companies))
     raw = with_answered_connections(pl.DataFrame(records, schema=RAW_SCHEMA), parsed[0])
     coverage = _coverage(order, [*plan.deferred, *late])
-    return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage)
+    raw = _trusted_fetch_times(raw, clock)
+    return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage, clock)
 
 
 async def _early_company_calls(
@@ -296,9 +311,29 @@ def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], 
     return lambda done, total: progress(endpoint, done, total)
 
 
-def _as_of(results: Sequence[FinchCallResult]) -> datetime:
-    """Finch's clock (the latest `Date` header seen), so the snapshot's idea of "now" is the
-    server's, not this machine's. A call that failed before Finch answered carries no
-    header; this machine's clock stands in only when no call got an answer at all."""
-    dates = [date for result in results if (date := server_time(result.server_date))]
-    return max(dates) if dates else datetime.now(UTC)
+def _clock(results: Sequence[FinchCallResult], started: datetime, rule: ClockRule) -> ClockReading:
+    """The snapshot's time from the `Date` headers of `results` (calls that got no answer
+    from Finch carry none and are not counted)."""
+    dates, missing, unreadable = [], 0, 0
+    for result in results:
+        if result.status_code is None:
+            continue
+        if not result.server_date:
+            missing += 1
+        elif (date := server_time(result.server_date)) is None:
+            unreadable += 1
+        else:
+            dates.append(date)
+    headers = HeaderDates(tuple(dates), missing, unreadable)
+    return read_clock(headers, (started, datetime.now(UTC)), rule)
+
+
+def _trusted_fetch_times(raw: pl.DataFrame, clock: ClockReading) -> pl.DataFrame:
+    """An answer's `fetched_at` outside the trusted window (an ignored `Date` header, or
+    this machine's clock beside a simulated one) becomes the snapshot's time: a company
+    name fetched "in 2999" would otherwise never be due again."""
+    fetched = pl.col("fetched_at")
+    trusted = fetched.is_between(pl.lit(clock.earliest), pl.lit(clock.latest))
+    return raw.with_columns(
+        pl.when(trusted).then(fetched).otherwise(pl.lit(clock.as_of)).alias("fetched_at")
+    )

@@ -54,15 +54,32 @@ def test_the_file_escapes_the_data_and_lets_only_its_own_script_run(
     assert written.rows["live"] == synced_current.filter(pl.col("state") == "live").height
 
 
-def test_latest_is_not_replaced_by_an_older_snapshot(synced_current, tmp_path: Path) -> None:
+def test_latest_follows_the_exports_order_not_the_snapshots_dates(
+    synced_current, tmp_path: Path
+) -> None:
+    # A snapshot once dated in the future (a wrong clock) must not freeze `_latest`: the
+    # next loaded snapshot's report replaces it, though its date is earlier.
     destination = Destination(str(tmp_path))
-    newer = export_report(synced_current, _snapshot(), destination, AS_OF)
-    older = export_report(synced_current, _snapshot(AS_OF - timedelta(days=1)), destination, AS_OF)
-    assert Path(newer.path).name == "connections_report_2026-11-30.html"
-    assert Path(older.path).name == "connections_report_2026-11-29.html"
-    assert older.latest_path is None
+    future = export_report(
+        synced_current, _snapshot(datetime(2999, 12, 31, tzinfo=UTC)), destination, AS_OF
+    )
+    loaded_next = export_report(synced_current, _snapshot(), destination, AS_OF)
+    assert Path(future.path).name == "connections_report_2999-12-31.html"
+    assert Path(loaded_next.path).name == "connections_report_2026-11-30.html"
     latest = tmp_path / "connections_report_latest.html"
-    assert latest.read_bytes() == Path(newer.path).read_bytes()
+    assert loaded_next.latest_path == str(latest)
+    assert latest.read_bytes() == Path(loaded_next.path).read_bytes()
+
+
+def test_latest_is_left_to_a_later_loaded_snapshot(synced_current, tmp_path: Path) -> None:
+    destination = Destination(str(tmp_path))
+    newest = export_report(synced_current, _snapshot(), destination, AS_OF)
+    overtaken = export_report(
+        synced_current, _snapshot(AS_OF + timedelta(days=1)), destination, AS_OF, lambda: False
+    )
+    assert overtaken.latest_path is None
+    latest = tmp_path / "connections_report_latest.html"
+    assert latest.read_bytes() == Path(newest.path).read_bytes()
 
 
 def test_a_later_sync_that_loaded_nothing_is_named_at_the_top(tmp_path: Path) -> None:
