@@ -25,6 +25,9 @@ CONNECTION_STATUSES: tuple[str, ...] = (
 )
 # The status the pipeline gives a connection Finch no longer answers for.
 DISCONNECTED_STATUS = "disconnected"
+# Why a known connection's row is no longer refreshed when the token source lists none of
+# its tokens (the application dropped them, e.g. the customer offboarded): `last_error`.
+NO_SOURCE_TOKEN = "no token in the source"
 # Statuses in which the employer must act; such connections are still Live.
 NEEDS_ACTION_STATUSES: tuple[str, ...] = (REAUTH, ERROR_NO_ACCOUNT_SETUP, ERROR_PERMISSIONS)
 # Each status as the Dashboard's "Connection Status" column shows it.

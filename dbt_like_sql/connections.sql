@@ -1,5 +1,7 @@
 -- The Connections page with the Dashboard's column names: one row per connection and per
--- staged Connect session.
+-- staged Connect session. "Left Token Source" is set when the application stopped listing
+-- any token of the connection: the row is still shown (nothing proves it disconnected) but
+-- no longer refreshed (`stale`, with `last_error` saying why).
 select
     c.connection_key,
     c.state,
@@ -15,5 +17,8 @@ select
     c.connection_type as "Connection Type",
     c.connected_at as "Connected",
     c.provider_name as "Provider",
+    c.left_source_at as "Left Token Source",
+    c.stale,
+    c.last_error,
     c.needs_action
 from finch_connections as c

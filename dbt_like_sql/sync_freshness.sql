@@ -37,6 +37,8 @@ select
     c.last_seen_at as last_observed_at,
     extract(epoch from (l.as_of - c.last_seen_at)) / 3600.0 as hours_since_observed,
     c.company_name_pending,
+    -- a connection the token source no longer lists is observed by no run any more
+    c.left_source_at,
     (select max(tokens_deferred) from latest_run) as run_tokens_deferred,
     (select max(tokens_never_observed) from latest_run) as run_tokens_never_observed
 from finch_connections as c

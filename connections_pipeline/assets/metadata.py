@@ -118,6 +118,9 @@ def sync_metadata(
             "state_breakdown": state_breakdown(connections),
             "quarantined_rows": result.quarantine.height,
             "stale_rows": int(connections["stale"].sum()),
+            # Rows whose tokens the application dropped: kept, stale, no longer refreshed.
+            "rows_not_in_token_source": int(connections["left_source_at"].is_not_null().sum()),
+            "leaving_source": result.sync_run["leaving_source"],
             "sync_status": result.status,
             "as_of": result.as_of.isoformat(),
             "preview": dg.MetadataValue.md(_markdown(preview)),

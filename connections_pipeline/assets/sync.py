@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from connections_pipeline.assets.failures import (
+    BUSY_CAUSE,
     FAILURE_CAUSE,
     HELD_CAUSE,
     opened_warehouse,
@@ -53,6 +54,7 @@ from connections_pipeline.warehouse import (
     Warehouse,
     WarehouseConnectionError,
 )
+from connections_pipeline.warehouse.engine import WarehouseBusyError
 from connections_pipeline.webhooks.settle import (
     LEFT_WAITING,
     InboxWork,
@@ -253,6 +255,12 @@ def sync_finch_connections(
                 settings,
                 progress=progress_logger(context.log),
             )
+        except WarehouseBusyError as exc:
+            # Another process holds the DuckDB file: no setting to fix, and the retry delay
+            # (sized for Finch's IP window) would only keep the caller waiting; fail once.
+            raise dg.Failure(
+                description=str(exc), metadata={FAILURE_CAUSE: BUSY_CAUSE}, allow_retries=False
+            ) from None
         except SETTINGS_ERRORS as exc:
             raise setting_failure(str(exc), finch, token_source, warehouse) from None
         except SyncHeld as held:
@@ -333,18 +341,31 @@ def sync_with_resources(
         SyncHeld: the run was held.
     """
     application = finch.application()
-    token_source.resolved_kind(finch)
+    kind = token_source.resolved_kind(finch)
     warehouse.check_connection()
     batch = token_source.load(finch)
+    settings = settings or SyncSettings()
+    simulated = settings.clock.simulated_clock or _simulated_clock(finch, kind)
+    clock = replace(settings.clock, simulated_clock=simulated)
     return run_sync(
         run_id,
         finch,
         batch,
         warehouse,
-        replace(settings or SyncSettings(), application=application),
+        replace(settings, application=application, clock=clock),
         progress=progress,
         scrub=lambda text: scrub_resources(text, finch, token_source),
     )
+
+
+def _simulated_clock(finch: FinchResource, token_kind: str) -> str | None:
+    """How the summary names the clock of an emulator, None for Finch. The emulator's
+    clock is simulated (moved days ahead by tests and demos); a sync reading its tokens (the
+    `sandbox` source) is talking to one, embedded or served at FINCH_BASE_URL."""
+    if token_kind != "sandbox":
+        return None
+    where = "embedded" if finch.embedded else "served"
+    return f"the {where} Finch sandbox's simulated clock"
 
 
 def _targeted_work(store: Warehouse, event_ids: list[str]) -> InboxWork | None:
@@ -399,6 +420,7 @@ def _figures(verdict: Verdict) -> dict[str, Any]:
     return {
         "previous_live": figures.previous_live,
         "leaving_live": figures.leaving_live,
+        "leaving_source": figures.leaving_source,
         "tokens": figures.tokens,
         "failed_tokens": figures.failed_tokens,
         "newly_invalid_tokens": figures.newly_invalid_tokens,

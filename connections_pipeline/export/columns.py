@@ -2,7 +2,7 @@
 
 from datetime import date
 
-# (header, finch_connections column), in the order of Finch's Dashboard export.
+# (header, finch_connections column), in the order of Finch's Dashboard export, then ours.
 DASHBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Company Name", "company_name"),
     ("Company ID", "company_id"),
@@ -15,6 +15,9 @@ DASHBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Connection Type", "connection_type"),
     ("Connected", "connected_at"),
     ("Provider", "provider_name"),
+    # Ours, not Finch's: a connection whose tokens the application dropped is still shown
+    # (nothing proves it disconnected), with when this pipeline stopped being able to see it.
+    ("Left Token Source", "left_source_at"),
 )
 
 # The Dashboard sorts by company name or by connection ID.
@@ -32,32 +35,15 @@ def dated_file_name(state: str, day: date) -> str:
     return f"connections_{state}_{day.isoformat()}.csv"
 
 
-def dated_file_pattern(state: str) -> str:
-    """A glob matching every dated file of `state`."""
-    return f"connections_{state}_????-??-??.csv"
-
-
-def day_of_dated_file(name: str) -> date | None:
-    """The day in a dated file's name (CSV or report), None for any other name."""
-    try:
-        return date.fromisoformat(name.rsplit(".", 1)[0].rsplit("_", 1)[-1])
-    except ValueError:
-        return None
-
-
 def latest_file_name(state: str) -> str:
-    """`connections_live_latest.csv`: a stable name that always holds the newest export."""
+    """`connections_live_latest.csv`: a stable name that always holds the export of the
+    newest loaded snapshot."""
     return f"connections_{state}_latest.csv"
 
 
 def dated_report_name(day: date) -> str:
     """`connections_report_2026-11-29.html`: the HTML report of the snapshot of `day`."""
     return f"connections_report_{day.isoformat()}.html"
-
-
-def report_file_pattern() -> str:
-    """A glob matching every dated report."""
-    return "connections_report_????-??-??.html"
 
 
 def latest_report_name() -> str:

@@ -15,6 +15,7 @@ from connections_pipeline.concepts import LIVE, REAUTH, STATES
 from connections_pipeline.finch.access import FinchAccess
 from connections_pipeline.sources.records import SourceBatch, session_rejections
 from connections_pipeline.sync.extract import Extraction, PollingRules, extract
+from connections_pipeline.transform.finch_clock import ClockRule
 from connections_pipeline.transform.guards import (
     Application,
     HoldThresholds,
@@ -62,6 +63,8 @@ class SyncSettings:
             connection keeps its stored row untouched.
         jobs_for_connection_ids: connections whose `/jobs/automated` is asked again (Finch
             reported a completed job), on top of those whose connection time is unknown.
+        clock: when Finch's `Date` headers are trusted as the snapshot's time (see
+            `transform.finch_clock`).
     """
 
     company_ttl: timedelta = timedelta(days=7)
@@ -71,6 +74,7 @@ class SyncSettings:
     budget: RunBudget = field(default_factory=RunBudget)
     only_connection_ids: frozenset[str] | None = None
     jobs_for_connection_ids: frozenset[str] = frozenset()
+    clock: ClockRule = field(default_factory=ClockRule)
 
     def polling_rules(self) -> PollingRules:
         return PollingRules(self.company_ttl, self.budget, self.only_connection_ids)
@@ -94,6 +98,8 @@ class SyncResult:
     sessions_updated: int = 0
     # Finch answers kept in finch_raw_responses for this run.
     raw_responses: int = 0
+    # Why Finch's clock could not date the snapshot (the run is held whatever is accepted).
+    clock_held: str | None = None
 
     @property
     def status(self) -> str:
@@ -110,12 +116,17 @@ class SyncHeld(RuntimeError):
 
     def __init__(self, result: SyncResult) -> None:
         super().__init__(
-            f"sync held, nothing loaded: {result.verdict.summary}. {_next_step(result)}"
+            f"sync held, nothing loaded: {result.sync_run['status_reason']}. {_next_step(result)}"
         )
         self.result = result
 
 
 def _next_step(result: SyncResult) -> str:
+    if result.clock_held:
+        return (
+            "Nothing can be dated by a clock that far off; once this machine's clock and "
+            "Finch's agree, the next run loads (accept_mass_change does not change this)"
+        )
     figures = result.verdict.figures
     accept = (
         "run the sync again with accept_mass_change: true (connections-pipeline run "
@@ -197,6 +208,11 @@ def _sync(
             previous_tokens=previous_tokens,
             sessions=pl.concat([stored_sessions, new_sessions]),
             application=application,
+            # The batch is the whole source, whatever the run polls of it.
+            token_source_complete=True,
+            unreadable_tokens=frozenset(
+                rejected.filter(pl.col("record_kind") == TOKEN_ROW)["record_key"]
+            ),
         ),
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
@@ -275,6 +291,7 @@ async def _extract(
             settings.application,
             progress,
             settings.jobs_for_connection_ids,
+            settings.clock,
         )
 
 
@@ -298,7 +315,11 @@ def _result(
     failed_followups = extraction.raw.filter(
         pl.col("endpoint").is_in(["jobs", "company"]) & (pl.col("outcome") == "failed")
     ).height
+    reading = extraction.clock
+    clock_held = reading.held if reading is not None else None
     status, reason = _status(verdict, accepted, token_outcomes.get("failed", 0), failed_followups)
+    if clock_held:
+        status, reason = RUN_HELD, "; ".join([clock_held, *verdict.reasons])
     counts = Counter(validation.valid["state"].to_list())
     live = validation.valid.filter(pl.col("state") == LIVE)
     stats = extraction.request_stats
@@ -308,6 +329,7 @@ def _result(
         "started_at": started,
         "finished_at": datetime.now(UTC),
         "as_of": extraction.as_of,
+        "as_of_clock": reading.clock if reading is not None else None,
         "duration_seconds": time.perf_counter() - clock,
         "tokens": snapshot.tokens.height,
         **{state: counts.get(state, 0) for state in STATES},
@@ -322,9 +344,10 @@ def _result(
         "failed_tokens": token_outcomes.get("failed", 0),
         "status": status,
         "status_reason": reason,
-        "accepted_mass_change": accepted and verdict.held,
+        "accepted_mass_change": accepted and verdict.held and not clock_held,
         "previous_live": figures.previous_live,
         "leaving_live": figures.leaving_live,
+        "leaving_source": figures.leaving_source,
         "newly_invalid_tokens": figures.newly_invalid_tokens,
         "other_application_tokens": figures.other_application_tokens,
         "failed_followups": failed_followups,
@@ -343,6 +366,7 @@ def _result(
         request_stats=stats,
         verdict=verdict,
         token_outcomes=token_outcomes,
+        clock_held=clock_held,
     )
 
 

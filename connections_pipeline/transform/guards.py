@@ -39,7 +39,8 @@ class HoldThresholds:
 
     Attributes:
         max_live_drop_share: more than this share of the previously live connections
-            leaving Live in one run holds it...
+            leaving Live in one run holds it, as does more than this share leaving the
+            token source (no token of theirs listed any more)...
         min_count: ...once at least this many leave; the same floor applies to tokens.
         max_token_failure_share: more than this share of the tokens failing after retries,
             newly answering 401 for a connection with no working token, or unreadable in the
@@ -57,6 +58,7 @@ class TrustFigures:
 
     previous_live: int = 0
     leaving_live: int = 0
+    leaving_source: int = 0
     tokens: int = 0
     failed_tokens: int = 0
     newly_invalid_tokens: int = 0
@@ -69,6 +71,10 @@ class TrustFigures:
     @property
     def leaving_share(self) -> float:
         return self.leaving_live / self.previous_live if self.previous_live else 0.0
+
+    @property
+    def leaving_source_share(self) -> float:
+        return self.leaving_source / self.previous_live if self.previous_live else 0.0
 
     @property
     def unanswered(self) -> int:
@@ -144,7 +150,8 @@ def trust_figures(
     A 401 counts only when it is news: not for a token already known revoked, nor for an old
     token of a connection that another token keeps live (re-authentication revokes the old
     one). A connection leaving Live is one that was live before and is not in `connections`
-    as live now.
+    as live now; one leaving the source was live and in the token source before and now
+    has `left_source_at` set (see `transform.snapshot`).
 
     Args:
         previous: finch_connections before the run.
@@ -167,6 +174,7 @@ def trust_figures(
     return TrustFigures(
         previous_live=previous_live.len(),
         leaving_live=(~previous_live.is_in(live_now.implode())).sum(),
+        leaving_source=_leaving_source(previous, connections),
         tokens=tokens.height,
         failed_tokens=failed.height,
         newly_invalid_tokens=newly_invalid.height,
@@ -180,6 +188,15 @@ def trust_figures(
         else (),
         common_failure=_most_common(failed, "last_error"),
     )
+
+
+def _leaving_source(previous: pl.DataFrame, connections: pl.DataFrame) -> int:
+    """Connections live and listed by the token source before, whose tokens all left it now."""
+    listed_before = previous.filter(
+        (pl.col("state") == concepts.LIVE) & pl.col("left_source_at").is_null()
+    )["connection_key"]
+    gone_now = connections.filter(pl.col("left_source_at").is_not_null())["connection_key"]
+    return gone_now.is_in(listed_before.implode()).sum()
 
 
 def _most_common(frame: pl.DataFrame, column: str) -> str | None:
@@ -214,6 +231,18 @@ def judge(figures: TrustFigures, thresholds: HoldThresholds) -> Verdict:
             f"({figures.leaving_share:.0%}) would leave Live in one run; the limit is "
             f"{thresholds.max_live_drop_share:.0%} ({LIVE_DROP_SHARE_SETTING}) once at least "
             f"{thresholds.min_count} do ({LIVE_DROP_MIN_SETTING})"
+        )
+    if (
+        figures.leaving_source >= thresholds.min_count
+        and figures.leaving_source_share > thresholds.max_live_drop_share
+    ):
+        reasons.append(
+            f"{figures.leaving_source} of {figures.previous_live} live connections "
+            f"({figures.leaving_source_share:.0%}) would be no longer tracked in one run: the "
+            f"token source lists no token of theirs any more; the limit is "
+            f"{thresholds.max_live_drop_share:.0%} ({LIVE_DROP_SHARE_SETTING}) once at least "
+            f"{thresholds.min_count} do ({LIVE_DROP_MIN_SETTING}); is the token source the "
+            "right file or query?"
         )
     if (
         figures.unanswered >= thresholds.min_count

@@ -48,6 +48,11 @@ class SnapshotInputs:
         sessions: the Connect-session ledger.
         application: the Finch application every token must belong to; another
             application's tokens never become connections.
+        token_source_complete: `token_source` is all the source lists (a sync's read),
+            so a known connection none of whose tokens it lists has left the source. False
+            for a partial view (a replay, some tokens only), where absence means nothing.
+        unreadable_tokens: fingerprints of source rows that could not be used: their
+            tokens are still in the source.
     """
 
     run_id: str
@@ -58,6 +63,8 @@ class SnapshotInputs:
     previous_tokens: pl.DataFrame
     sessions: pl.DataFrame
     application: Application = field(default_factory=Application)
+    token_source_complete: bool = False
+    unreadable_tokens: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -355,6 +362,7 @@ def _carried_forward(
         & ~pl.col("connection_id").is_in(live["connection_id"].implode())
     )
     revoked = pl.col("all_revoked").fill_null(False)
+    departed = _left_source(inputs, tokens)
     # A deferred connection's company name may still have been asked for this run, with
     # the token an earlier run verified; a connection whose tokens were polled and not
     # refreshed (failed, another application's) keeps what it had.
@@ -374,8 +382,10 @@ def _carried_forward(
         .then(pl.coalesce("disconnected_at", pl.lit(inputs.as_of).cast(UTC_DATETIME)))
         .otherwise("disconnected_at")
         .alias("disconnected_at"),
+        pl.when(departed)
+        .then(pl.lit(concepts.NO_SOURCE_TOKEN))
         # A connection none of whose tokens was polled this run (deferred) keeps its error.
-        pl.when(pl.col("token_count_right").is_null())
+        .when(pl.col("token_count_right").is_null())
         .then(pl.col("last_error"))
         .when(pl.col("failure").is_null())
         .then(pl.lit(None, dtype=pl.String))
@@ -383,7 +393,8 @@ def _carried_forward(
         .then(pl.format("not refreshed: token answered {}", "failure"))
         .otherwise(pl.format("not refreshed: token answered {} ({})", "failure", "why"))
         .alias("last_error"),
-        (pl.col("failure").is_not_null() & ~revoked).alias("stale"),
+        ((pl.col("failure").is_not_null() & ~revoked) | departed).alias("stale"),
+        _left_source_at(inputs, departed),
         pl.coalesce("token_count_right", "token_count").alias("token_count"),
         *_filled_from_source(revoked),
     ).with_columns(
@@ -410,6 +421,47 @@ def _carried_forward(
     return pl.concat(
         [kept.select(known.columns), unseen],
         how="diagonal_relaxed",
+    )
+
+
+def _left_source(inputs: SnapshotInputs, tokens: pl.DataFrame) -> pl.Expr:
+    """Whether a known connection not refreshed this run has left the token source: not
+    disconnected, and no token the source lists belongs to it.
+
+    A token belongs to a connection by the source's own `connection_id`, by what an
+    earlier run learnt of it (`finch_tokens`), or by this run's answer; an unreadable
+    source row's token is still listed. Only a complete read of the source can tell
+    (a deferred or targeted run's unpolled tokens are still listed, so still belong).
+    """
+    if not inputs.token_source_complete:
+        return pl.lit(False)
+    listed = inputs.token_source.select("token_fingerprint")
+    unreadable = pl.DataFrame(
+        {"token_fingerprint": sorted(inputs.unreadable_tokens)},
+        schema={"token_fingerprint": pl.String},
+    )
+    learnt = inputs.previous_tokens.join(
+        pl.concat([listed, unreadable]), on="token_fingerprint", how="semi"
+    )["connection_id"]
+    owners = pl.concat(
+        [inputs.token_source["source_connection_id"], learnt, tokens["connection_id"]]
+    ).drop_nulls()
+    return (pl.col("state") != concepts.DISCONNECTED) & ~pl.col("connection_id").is_in(
+        owners.implode()
+    )
+
+
+def _left_source_at(inputs: SnapshotInputs, departed: pl.Expr) -> pl.Expr:
+    """When the connection left the token source: the first run that found it gone; null
+    once a token of it is listed again. A partial view of the source changes nothing."""
+    if not inputs.token_source_complete:
+        return pl.col("left_source_at")
+    first = pl.coalesce("left_source_at", pl.lit(inputs.as_of).cast(UTC_DATETIME))
+    return (
+        pl.when(departed)
+        .then(first)
+        .otherwise(pl.lit(None, dtype=UTC_DATETIME))
+        .alias("left_source_at")
     )
 
 

@@ -112,6 +112,13 @@ CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _ts("first_seen_at", "First sync that saw the row (UTC)", nullable=False),
     _ts("last_seen_at", "Last sync that saw the row (UTC)", nullable=False),
     _ts("disconnected_at", "First sync that saw the connection disconnected (UTC)"),
+    # Not disconnected (nothing proves it): the application stopped listing its tokens, so
+    # no run can refresh the row; `stale` is true and `last_error` says so meanwhile.
+    _ts(
+        "left_source_at",
+        "First sync that found no token of the connection in the token source (e.g. the "
+        "customer offboarded): the row is no longer refreshed; null while the source lists one",
+    ),
     _ts("company_fetched_at", "When the company name was last read from Finch (UTC)"),
     _bool(
         "company_name_pending",
@@ -192,6 +199,11 @@ SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
     _ts("started_at", "When the sync started (UTC)"),
     _ts("finished_at", "When the sync finished (UTC)"),
     _ts("as_of", "Finch's clock (its Date header) when the sync ran (UTC)", nullable=False),
+    _text(
+        "as_of_clock",
+        "Whose clock as_of is (Finch's, an emulator's simulated one, or this machine's) and "
+        "the Date headers ignored, missing or unreadable",
+    ),
     _float("duration_seconds", "Wall time of the sync"),
     _int("tokens", "Access tokens read from the token source"),
     _int("live", "Live connections in the snapshot"),
@@ -214,6 +226,10 @@ SYNC_RUNS_COLUMNS: tuple[Column, ...] = (
     _bool("accepted_mass_change", "True when a person accepted an implausible change"),
     _int("previous_live", "Live connections before the run"),
     _int("leaving_live", "Live connections the run would move out of Live"),
+    _int(
+        "leaving_source",
+        "Live connections whose every token left the token source in this run (kept, stale)",
+    ),
     _int("newly_invalid_tokens", "Tokens answering 401 as news"),
     _int("other_application_tokens", "Tokens belonging to another Finch application"),
     _int("failed_followups", "Failed /jobs/automated and /employer/company calls"),

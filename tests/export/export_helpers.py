@@ -38,6 +38,7 @@ HEADER = [
     "Connection Type",
     "Connected",
     "Provider",
+    "Left Token Source",
 ]
 SOURCE_COLUMNS = [
     "company_name",
@@ -51,6 +52,7 @@ SOURCE_COLUMNS = [
     "connection_type",
     "connected_at",
     "provider_name",
+    "left_source_at",
 ]
 # With seed 11 and 170 connections, the emulator plants every hostile company and customer
 # name on a connection whose names reach the warehouse.

@@ -61,6 +61,7 @@ def connection_row(key: str, **overrides: object) -> dict:
         "first_seen_at": at(-50),
         "last_seen_at": at(0),
         "disconnected_at": None,
+        "left_source_at": None,
         "company_fetched_at": at(-2),
         "last_error": None,
         "stale": False,

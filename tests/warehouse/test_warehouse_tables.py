@@ -24,7 +24,8 @@ EXPECTED_CONNECTION_COLUMNS = [
     "connection_status_label", "needs_action", "last_synced_at", "connection_type",
     "expected_refresh_hours", "sync_overdue", "connected_at", "provider_id", "provider_name",
     "products", "session_expires_at", "token_count", "working_token_fingerprint", "first_seen_at",
-    "last_seen_at", "disconnected_at", "company_fetched_at", "company_name_pending", "last_error",
+    "last_seen_at", "disconnected_at", "left_source_at", "company_fetched_at",
+    "company_name_pending", "last_error",
     "stale", "run_id",
 ]  # fmt: skip
 
