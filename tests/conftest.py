@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL for every test run, and pytest's no-tests guard."""
+"""Shared fixtures: a real PostgreSQL for every test run, pytest's no-tests guard, and the
+order in which xdist hands test files to its workers."""
 
 import os
 import secrets
@@ -18,6 +19,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A run that collected nothing proved nothing; make it fail like a failing test.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a `slow` test first, each file's own order kept.
+
+    xdist's `--dist loadfile` hands whole files to workers in collection order
+    (`--no-loadscope-reorder`); a 2-3 minute end-to-end file dealt last keeps one worker busy
+    while the other idles. Dealing the long files first leaves the many short ones to even
+    out the end (longest-first scheduling). Every worker computes the same order, as xdist
+    requires.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def _local_postgres_answers() -> bool:

@@ -2,6 +2,10 @@
 
     python crash_worker.py BASE_URL WAREHOUSE_URL SCHEMA RUN_ID [KILL_AT_STATEMENT]
 
+The tests call `main` in a process forked from a server that imported this module once
+(crash_helpers.py): the same sync in a process of its own, without paying the pipeline's
+imports again for each of the dozens of kills.
+
 With KILL_AT_STATEMENT the process sends itself SIGKILL just before its Nth SQL statement or
 commit (counted over everything the sync sends, reads included), the way a node dying
 mid-load would stop it. Without it the sync runs to the end and prints
@@ -23,7 +27,8 @@ from connections_pipeline.warehouse import Warehouse
 TIME_SCALE = 0.01
 
 
-def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None) -> None:
+def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None) -> str:
+    """Run the sync; "statements <n> load_from <m>" when it ran to the end."""
     sent = 0
 
     def count(*_: Any) -> None:
@@ -52,9 +57,9 @@ def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None)
             warehouse,
             progress=extraction_progress,
         )
-    print(f"statements {sent} load_from {load_from}", flush=True)
+    return f"statements {sent} load_from {load_from}"
 
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    main(*arguments[:4], kill_at=int(arguments[4]) if len(arguments) > 4 else None)
+    print(main(*arguments[:4], kill_at=int(arguments[4]) if len(arguments) > 4 else None))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sandbox.sandbox_helpers import CLI, cli_server
+from sandbox.sandbox_helpers import CLI, cli_server, stop
 
 from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 from finch_sandbox.server import NonLoopbackHostError, is_loopback
@@ -100,13 +100,23 @@ def socket_inodes(pid: int) -> set[int]:
 
 
 def listeners_of(pid: int, port: int | None = None) -> list[Listener]:
-    """The listening TCP sockets owned by `pid` (on `port`, if given)."""
+    """The listening TCP sockets owned by `pid` (on `port`, if given).
+
+    The kernel prints its socket tables a chunk per read and resumes each chunk by position,
+    so a read that races other sockets opening and closing (the rest of the suite, on a busy
+    machine) can skip a row. The tables are read until two reads in a row agree.
+    """
     owned = socket_inodes(pid)
-    return [
-        listener
-        for listener in listening_sockets()
-        if listener.inode in owned and (port is None or listener.port == port)
-    ]
+    previous: set[Listener] | None = None
+    while True:
+        current = {
+            listener
+            for listener in listening_sockets()
+            if listener.inode in owned and (port is None or listener.port == port)
+        }
+        if current == previous:
+            return sorted(current, key=lambda listener: listener.inode)
+        previous = current
 
 
 def port_of(url: str) -> int:
@@ -201,12 +211,24 @@ def test_serve_in_thread_refuses_a_non_loopback_host_before_listening(host: str)
 
 @pytest.mark.parametrize("host", ["", "::", "example.com"])
 def test_cli_process_refuses_a_non_loopback_host(host: str) -> None:
-    # In a process of its own: a CLI that wrongly accepted the host would serve forever.
-    done = subprocess.run(
-        [*CLI, "--host", host, "--port", "0"], capture_output=True, text=True, timeout=30
+    # In a process of its own. A CLI that wrongly accepted the host would serve forever: it
+    # says so on its first line, so that line (or the end of its output) is what is waited
+    # for, however long a busy machine takes to start Python.
+    process = subprocess.Popen(
+        [*CLI, "--host", host, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert done.returncode == 2
-    assert "loopback" in done.stderr and "listening" not in done.stdout
+    assert process.stdout is not None and process.stderr is not None
+    first_line = process.stdout.readline()
+    if "listening" in first_line:
+        stop(process)
+        pytest.fail(f"the CLI accepted {host!r}: {first_line}")
+    errors = process.stderr.read()
+    assert process.wait() == 2
+    assert "loopback" in errors and first_line == ""
 
 
 def _cli_server(*args: str) -> AbstractContextManager[tuple[subprocess.Popen[str], str]]:

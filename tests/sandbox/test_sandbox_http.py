@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
-from sandbox_helpers import CLI, START, VERSION, current_tokens, make_sandbox
+from sandbox_helpers import CLI, START, VERSION, current_tokens, make_sandbox, stop
 
 from connections_pipeline.sources.sandbox_ledgers import ServedSandboxError, read_served_sandbox
 from finch_sandbox import EndpointFaults, serve_in_thread
@@ -125,8 +125,7 @@ def test_cli_serves_providers_on_a_free_loopback_port() -> None:
         truth = httpx.get(f"{base_url}/_sandbox/truth", timeout=10).json()
         assert sum(r["state"] != "staged" for r in truth["rows"]) == 50
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.mark.parametrize(
