@@ -432,22 +432,41 @@ def _left_source(inputs: SnapshotInputs, tokens: pl.DataFrame) -> pl.Expr:
     earlier run learnt of it (`finch_tokens`), or by this run's answer; an unreadable
     source row's token is still listed. Only a complete read of the source can tell
     (a deferred or targeted run's unpolled tokens are still listed, so still belong).
+    While any listed token's owner is unknown (a re-authenticated connection's new token
+    before it is polled) it may be any connection's, so no new departure is concluded;
+    one found earlier stays until a token of it is listed again.
     """
     if not inputs.token_source_complete:
         return pl.lit(False)
-    listed = inputs.token_source.select("token_fingerprint")
     unreadable = pl.DataFrame(
         {"token_fingerprint": sorted(inputs.unreadable_tokens)},
         schema={"token_fingerprint": pl.String},
     )
-    learnt = inputs.previous_tokens.join(
-        pl.concat([listed, unreadable]), on="token_fingerprint", how="semi"
-    )["connection_id"]
+    listed = pl.concat([inputs.token_source.select("token_fingerprint"), unreadable]).unique()
+    learnt = inputs.previous_tokens.join(listed, on="token_fingerprint", how="semi")
     owners = pl.concat(
-        [inputs.token_source["source_connection_id"], learnt, tokens["connection_id"]]
+        [
+            inputs.token_source["source_connection_id"],
+            learnt["connection_id"],
+            tokens["connection_id"],
+        ]
     ).drop_nulls()
-    return (pl.col("state") != concepts.DISCONNECTED) & ~pl.col("connection_id").is_in(
-        owners.implode()
+    # Another application's token answered, for no connection of ours: its owner is known.
+    foreign = pl.col("last_outcome") == OTHER_APPLICATION
+    resolved = pl.concat(
+        frame.filter(pl.col(owner).is_not_null() | also).select("token_fingerprint")
+        for frame, owner, also in (
+            (inputs.token_source, "source_connection_id", pl.lit(False)),
+            (learnt, "connection_id", foreign),
+            (tokens, "connection_id", foreign),
+        )
+    )
+    unowned = listed.join(resolved, on="token_fingerprint", how="anti").height > 0
+    newly_or_before = pl.lit(not unowned) | pl.col("left_source_at").is_not_null()
+    return (
+        (pl.col("state") != concepts.DISCONNECTED)
+        & ~pl.col("connection_id").is_in(owners.implode())
+        & newly_or_before
     )
 
 

@@ -6,6 +6,7 @@ DuckDB and PostgreSQL."""
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from connections_pipeline.assets.sync import SYNC_ASSETS, sync_with_resources
 from connections_pipeline.concepts import NO_SOURCE_TOKEN
 from connections_pipeline.export.columns import latest_file_name, latest_report_name
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
-from connections_pipeline.sync.run import SyncHeld, SyncSettings
+from connections_pipeline.sync.run import SyncHeld, SyncResult, SyncSettings
 from connections_pipeline.transform.guards import HoldThresholds, TrustFigures, judge
 from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.warehouse import Warehouse
 from finch_sandbox import FinchSandbox
+from finch_sandbox.validation import ReauthRequest
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 SEED, CONNECTIONS = 63, 30
@@ -179,34 +181,68 @@ def test_many_connections_leaving_the_source_at_once_hold_until_accepted(
     warehouse.dispose()
 
 
+def _run_row(result: SyncResult, connection_id: str) -> dict[str, Any]:
+    """The run's own row for `connection_id`, as it loaded it."""
+    rows = result.connections.filter(pl.col("connection_id") == connection_id)
+    assert rows.height == 1
+    return rows.row(0, named=True)
+
+
+def _reauthenticate(sandbox: FinchSandbox, tokens: list[dict], connection_id: str) -> list[dict]:
+    """The source after `connection_id` re-authenticated: its old tokens replaced by the new
+    one, which no run has seen yet."""
+    session = sandbox.reauthenticate(
+        ReauthRequest(connection_id, products=None, redirect_uri=None, minutes_to_expire=30)
+    )
+    new = sandbox.complete_session(session["session_id"])["access_token"]
+    old = {token["access_token"] for token in tokens if token["connection_id"] == connection_id}
+    fresh = [token for token in sandbox.tokens() if token["access_token"] == new]
+    return [token for token in tokens if token["access_token"] not in old] + fresh
+
+
 @pytest.mark.slow
 def test_unpolled_tokens_of_a_budgeted_or_targeted_run_have_not_left(
     tmp_path: Path, postgres_url: str
 ) -> None:
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
-    with _fleet() as (_, finch, tokens, live):
+    with _fleet() as (sandbox, finch, tokens, live):
         full = _source(tmp_path, "all.jsonl", tokens, "connection_id", "issued_at")
         sync_with_resources("run-1", finch, full, warehouse)
+        # A source that does not name connections: the new token has no known owner until
+        # a run polls it.
+        reauthed = _reauthenticate(sandbox, tokens, live[0])
+        source = _source(tmp_path, "reauthed.jsonl", reauthed)
+        # One request for tokens: the new token's connection (never seen, so it also needs
+        # its job listing) does not fit; a known connection's single token does.
         budgeted = sync_with_resources(
-            "run-2", finch, full, warehouse, SyncSettings(budget=RunBudget(max_requests=8))
+            "run-2", finch, source, warehouse, SyncSettings(budget=RunBudget(max_requests=2))
         )
+        past_deadline = sync_with_resources(
+            "run-3", finch, source, warehouse, SyncSettings(budget=RunBudget(deadline=timedelta()))
+        )
+        # The run the re-authenticated connection's own account.updated triggers.
         targeted = sync_with_resources(
-            "run-3", finch, full, warehouse, SyncSettings(only_connection_ids=frozenset(live[:1]))
+            "run-4", finch, source, warehouse, SyncSettings(only_connection_ids=frozenset(live[:1]))
         )
         # A row the source cannot read (its issue time garbled) still lists the token.
         garbled = [
             {**token, "issued_at": "not a time"} if token["connection_id"] == live[1] else token
-            for token in tokens
+            for token in reauthed
         ]
         unreadable = sync_with_resources(
-            "run-4", finch, _source(tmp_path, "garbled.jsonl", garbled, "issued_at"), warehouse
+            "run-5", finch, _source(tmp_path, "garbled.jsonl", garbled, "issued_at"), warehouse
         )
+    runs = (budgeted, past_deadline, targeted)
+    for run in runs:
+        assert run.sync_run["tokens_deferred"] > 0
+        assert run.sync_run["leaving_source"] == 0
+        reauthed_row = _run_row(run, live[0])
+        assert reauthed_row["left_source_at"] is None
+        assert reauthed_row["stale"] is False
+        assert reauthed_row["last_error"] != NO_SOURCE_TOKEN
     assert unreadable.sync_run["source_rows_rejected"] > 0
-    assert budgeted.sync_run["tokens_deferred"] > 0
-    assert targeted.sync_run["tokens_deferred"] > 0
+    assert unreadable.sync_run["leaving_source"] == 0
     current = warehouse.read_current()
     assert current["left_source_at"].null_count() == current.height
     assert not current.filter(pl.col("state") == "live")["stale"].any()
-    for run in (budgeted, targeted, unreadable):
-        assert run.sync_run["leaving_source"] == 0
     warehouse.dispose()

@@ -10,6 +10,7 @@ from transform.transform_helpers import (
     RUN_ID,
     T0,
     at,
+    failed,
     introspection,
     ok,
     previous,
@@ -23,6 +24,7 @@ from transform.transform_helpers import (
 )
 
 from connections_pipeline.concepts import NO_SOURCE_TOKEN
+from connections_pipeline.transform.guards import Application
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 
 
@@ -33,6 +35,7 @@ def _sync(
     prior_tokens: pl.DataFrame,
     complete: bool = True,
     unreadable: frozenset[str] = frozenset(),
+    application: Application | None = None,
 ) -> Snapshot:
     """build_snapshot as a sync calls it: `listed` is the whole token source."""
     return build_snapshot(
@@ -46,6 +49,7 @@ def _sync(
             sessions=sessions(),
             token_source_complete=complete,
             unreadable_tokens=unreadable,
+            application=application or Application(),
         ),
         COLUMNS,
     )
@@ -177,3 +181,67 @@ def test_a_partial_view_of_the_source_marks_nothing() -> None:
     )
     row = row_of(result.connections, "conn-b")
     assert row["left_source_at"] is None and row["stale"] is False
+
+
+# Re-authentication in a source that does not name connections: conn-b's old token fp-b
+# was replaced by fp-b2, which no run has polled yet, so nothing says whose it is.
+REAUTHENTICATED = [{"token_fingerprint": "fp-a"}, {"token_fingerprint": "fp-b2"}]
+
+
+def _still_tracked(row: dict[str, Any]) -> None:
+    assert row["state"] == "live"
+    assert row["left_source_at"] is None
+    assert row["stale"] is False
+    assert row["last_error"] is None
+
+
+def test_a_new_token_of_unknown_owner_not_polled_this_run_is_not_a_departure() -> None:
+    # A targeted or budgeted run polled fp-a only.
+    result = _sync(A_ANSWERS, listed=REAUTHENTICATED, prior=PRIOR, prior_tokens=PRIOR_TOKENS)
+    _still_tracked(row_of(result.connections, "conn-b"))
+
+
+def test_a_new_token_of_unknown_owner_that_failed_is_not_a_departure() -> None:
+    # A full run: the new token's introspection failed transiently.
+    result = _sync(
+        A_ANSWERS, failed("fp-b2"), listed=REAUTHENTICATED, prior=PRIOR, prior_tokens=PRIOR_TOKENS
+    )
+    _still_tracked(row_of(result.connections, "conn-b"))
+
+
+def test_an_earlier_departure_stays_while_a_token_owner_is_unknown() -> None:
+    prior = previous(
+        previous_row("conn-a"),
+        previous_row("conn-b", stale=True, last_error=NO_SOURCE_TOKEN, left_source_at=at(-48)),
+    )
+    result = _sync(A_ANSWERS, listed=REAUTHENTICATED, prior=prior, prior_tokens=PRIOR_TOKENS)
+    gone = row_of(result.connections, "conn-b")
+    assert gone["left_source_at"] == at(-48)
+    assert gone["stale"] is True and gone["last_error"] == NO_SOURCE_TOKEN
+
+
+def test_once_the_new_token_answers_for_another_connection_the_old_one_has_left() -> None:
+    result = _sync(
+        A_ANSWERS,
+        ok("fp-b2", introspection("conn-c")),
+        listed=REAUTHENTICATED,
+        prior=PRIOR,
+        prior_tokens=PRIOR_TOKENS,
+    )
+    gone = row_of(result.connections, "conn-b")
+    assert gone["left_source_at"] == T0
+    assert gone["stale"] is True and gone["last_error"] == NO_SOURCE_TOKEN
+    assert row_of(result.connections, "conn-c")["left_source_at"] is None
+
+
+def test_a_token_answering_for_another_application_owns_none_of_ours() -> None:
+    mine = Application(client_id="client-mine")
+    result = _sync(
+        ok("fp-a", introspection("conn-a", client_id="client-mine")),
+        ok("fp-x", introspection("conn-x", client_id="client-other")),
+        listed=[{"token_fingerprint": "fp-a"}, {"token_fingerprint": "fp-x"}],
+        prior=PRIOR,
+        prior_tokens=PRIOR_TOKENS,
+        application=mine,
+    )
+    assert row_of(result.connections, "conn-b")["left_source_at"] == T0
