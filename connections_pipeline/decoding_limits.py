@@ -21,3 +21,7 @@ MAX_TEXT_CHARS = 1_000
 MAX_ENTITIES_PER_CONNECTION = 1_000
 # How much of a refused body a failure reason quotes.
 EXCERPT_CHARS = 40
+# How much of each text value a quarantined row's payload (`finch_quarantine.payload`) keeps:
+# a value within every limit above is kept whole, a longer one is cut here with a marker
+# giving its length, so a refused 10 MB name is not stored after all.
+MAX_QUARANTINED_VALUE_CHARS = max(MAX_ID_CHARS, MAX_TEXT_CHARS)

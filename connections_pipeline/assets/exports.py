@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 
 from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
 from connections_pipeline.assets.table_schemas import export_schema
@@ -169,7 +168,7 @@ def newest_loaded_check(warehouse: WarehouseResource, run_id: str) -> Callable[[
                 loaded = store.latest_loaded_run()
             finally:
                 store.dispose()
-        except (ValueError, WarehouseConnectionError, sa.exc.DBAPIError):
+        except (ValueError, WarehouseConnectionError):
             return True
         return loaded is None or loaded["run_id"] == run_id
 

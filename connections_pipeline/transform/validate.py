@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from connections_pipeline.decoding_limits import MAX_QUARANTINED_VALUE_CHARS
+
 ROW_INDEX = "__row__"
 NUL = "\x00"
 
@@ -57,12 +59,19 @@ def split_valid(
     quarantined = pl.DataFrame(
         {
             # A NUL cannot be stored in PostgreSQL text; the payload keeps it JSON-escaped.
-            "record_key": bad[key_column]
-            .cast(pl.String)
-            .str.replace_all(NUL, "\\u0000", literal=True),
+            "record_key": [
+                bounded(key)
+                for key in bad[key_column]
+                .cast(pl.String)
+                .str.replace_all(NUL, "\\u0000", literal=True)
+            ],
             "reason": bad["reason"],
             "payload": [
-                json.dumps(row, default=str, ensure_ascii=False)
+                json.dumps(
+                    {name: bounded(value) for name, value in row.items()},
+                    default=str,
+                    ensure_ascii=False,
+                )
                 for row in _payload_rows(bad.drop(ROW_INDEX, "reason"))
             ],
         },
@@ -70,6 +79,15 @@ def split_valid(
     )
     counts = failures.group_by("check").len().iter_rows()
     return ValidationOutcome(good, quarantined, {str(check): n for check, n in counts})
+
+
+def bounded(value: object) -> object:
+    """`value`, or a text past MAX_QUARANTINED_VALUE_CHARS cut there with a marker giving its
+    length: a row quarantined for a value past a decoding limit must not store it after all
+    (its reason names the limit)."""
+    if not isinstance(value, str) or len(value) <= MAX_QUARANTINED_VALUE_CHARS:
+        return value
+    return f"{value[:MAX_QUARANTINED_VALUE_CHARS]}… [truncated, {len(value):,} characters]"
 
 
 def _payload_rows(frame: pl.DataFrame) -> list[dict]:

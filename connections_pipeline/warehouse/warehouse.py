@@ -154,7 +154,12 @@ class Warehouse:
 
     def latest_loaded_run(self) -> dict[str, Any] | None:
         """The finch_sync_runs row of the run whose snapshot finch_connections holds: the
-        last run that loaded one (`success` or `partial`). None before any."""
+        last run that loaded one (`success` or `partial`). None before any.
+
+        Raises:
+            WarehouseConnectionError: the table cannot be read (the database went away, a
+                warehouse without its tables); named by setting, without the password.
+        """
         table = self.table(SYNC_RUNS)
         query = (
             sa.select(table)
@@ -162,7 +167,10 @@ class Warehouse:
             .order_by(table.c.finished_at.desc().nulls_last(), table.c.as_of.desc())
             .limit(1)
         )
-        rows = self._read(query, polars_schema(SYNC_RUNS))
+        try:
+            rows = self._read(query, polars_schema(SYNC_RUNS))
+        except sa.exc.DBAPIError as exc:
+            raise connection_error(self.url, exc) from None
         return rows.row(0, named=True) if rows.height else None
 
     def latest_run(self) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from connections_pipeline.decoding_limits import MAX_ID_CHARS
 from connections_pipeline.webhooks.signature import DeliveryRejected
 
 ACCOUNT_UPDATED = "account.updated"
@@ -16,7 +17,6 @@ ACCOUNT_UPDATED = "account.updated"
 # SDK models them together as a job completion.
 JOB_PREFIX = "job."
 _MAX_TYPE_LENGTH = 100
-_MAX_ID_LENGTH = 255
 _MAX_STATUS_LENGTH = 64
 
 
@@ -52,8 +52,8 @@ def inbox_row(
     return {
         "event_id": event_id,
         "event_type": event_type,
-        "connection_id": _text(payload.get("connection_id"), _MAX_ID_LENGTH),
-        "entity_id": _text(payload.get("entity_id"), _MAX_ID_LENGTH),
+        "connection_id": _text(payload.get("connection_id"), MAX_ID_CHARS),
+        "entity_id": _text(payload.get("entity_id"), MAX_ID_CHARS),
         "status": _text(status, _MAX_STATUS_LENGTH) if event_type == ACCOUNT_UPDATED else None,
         "finch_timestamp": finch_timestamp,
         "received_at": received_at,

@@ -8,13 +8,16 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import sqlalchemy as sa
 from export_helpers import STATES, materialize_states, resources, sync_into
 from markupsafe import escape
 
+from connections_pipeline.assets.exports import newest_loaded_check
 from connections_pipeline.assets.report import finch_connections_report
 from connections_pipeline.export import Destination, ExportOptions, export_state
 from connections_pipeline.export.report import Snapshot, export_report
-from connections_pipeline.warehouse import Warehouse
+from connections_pipeline.resources import WarehouseResource
+from connections_pipeline.warehouse import URL_SETTING, Warehouse, WarehouseConnectionError
 
 pytestmark = pytest.mark.slow
 # What spreadsheets run as a formula, written out here rather than read from the code.
@@ -97,3 +100,27 @@ def test_the_report_shows_names_as_stored_and_the_csv_keeps_its_guard(
         assert f">{escape(name)}</td>" in html
         assert f">{escape(chr(39) + name)}</td>" not in html
         assert "'" + name in csv_names and name not in csv_names
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_a_warehouse_whose_runs_cannot_be_read_is_a_connection_error_without_the_password(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    password = f"pw-{secrets.token_hex(8)}"
+    if kind == "duckdb":
+        url, schema = f"duckdb:///{tmp_path / 'warehouse.duckdb'}", "finch"
+    else:
+        # Trust authentication ignores the password; it is there to be kept out of messages.
+        url = sa.make_url(postgres_url).set(password=password).render_as_string(False)
+        schema = f"finch_{secrets.token_hex(4)}"
+    # Never migrated: finch_sync_runs is missing, which the driver reports as a DBAPI error.
+    with (
+        Warehouse(url, schema=schema) as warehouse,
+        pytest.raises(WarehouseConnectionError, match=URL_SETTING) as caught,
+    ):
+        warehouse.latest_loaded_run()
+    assert password not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    # The `_latest` check, in the Dagster layer, catches only that: the newest snapshot
+    # known is this one.
+    assert newest_loaded_check(WarehouseResource(url=url, schema_name=schema), "run-1")()

@@ -7,6 +7,7 @@ named, a Finch whose clock is mostly off holds the run, an unreadable header fal
 this machine's clock and says so, and an emulator's simulated clock is still trusted.
 """
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,14 +15,23 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import polars as pl
 import pytest
 from guard_helpers import data_checksums, run_row
+from markupsafe import escape
 from sync.sync_helpers import make_warehouse, served_sandbox
 
+from connections_pipeline.assets.report import finch_connections_report
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.export import Destination, ExportOptions, export_state
 from connections_pipeline.finch import FinchClient, FinchClientConfig
+from connections_pipeline.resources import (
+    ExportDestinationResource,
+    FinchResource,
+    WarehouseResource,
+)
+from connections_pipeline.run_summary import print_summary
 from connections_pipeline.sources.records import SourceBatch, tokens_from_records
 from connections_pipeline.sync.run import SyncHeld, SyncSettings, run_sync
 from connections_pipeline.transform.finch_clock import ClockRule, HeaderDates, read_clock
@@ -219,7 +229,7 @@ def test_a_finch_clock_years_off_holds_the_run_even_when_accepted(
 
 @pytest.mark.parametrize("header", ["", "yesterday-ish"])
 def test_a_missing_or_garbage_date_falls_back_to_this_machines_clock_and_says_so(
-    header: str, tmp_path: Path, postgres_url: str
+    header: str, tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sandbox, batch = _sandbox(seed=63)
     warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
@@ -231,6 +241,26 @@ def test_a_missing_or_garbage_date_falls_back_to_this_machines_clock_and_says_so
     assert clock.startswith("this machine's clock: no answer carried a readable Date header (")
     assert what in clock
     warehouse.dispose()
+
+    # What people read says so too: the CLI's summary and the report.
+    settings = {
+        "warehouse": WarehouseResource(url=str(warehouse.url), schema_name=warehouse.schema),
+        "finch": FinchResource(base_url="http://finch.proxy.test"),
+        "export_destination": ExportDestinationResource(url=str(tmp_path / "out")),
+    }
+    print_summary(settings, "clock-1")
+    [status_line] = [line for line in capsys.readouterr().out.splitlines() if "clock-1" in line]
+    assert status_line.endswith(f", by {clock}")
+    assert "Finch's clock" not in status_line
+    report = dg.materialize(
+        [finch_connections_report],
+        resources={name: settings[name] for name in ("warehouse", "export_destination")},
+    )
+    assert report.success
+    html = (tmp_path / "out" / "connections_report_latest.html").read_text(encoding="utf-8")
+    [snapshot_line] = re.findall(r'<p class="snapshot" id="snapshot">.*?</p>', html, re.S)
+    assert f"({escape(clock)})" in snapshot_line
+    assert escape("Finch's clock") not in snapshot_line
 
 
 def test_a_served_emulator_a_month_ahead_is_its_simulated_clock_not_a_hold(
