@@ -24,7 +24,7 @@ def dead_run_sensor() -> dg.SensorDefinition:
         "freeing its pool slot (a killed run would otherwise hold finch_api for hours).",
     )
     def fail_dead_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        dead = fail_dead_runs(context.instance)
+        dead = fail_dead_runs(context.instance, trust_launcher=True)
         for run in dead:
             context.log.warning(
                 f"run {run.run_id} ({run.job_name}): process {run.pids} gone, marked failed"

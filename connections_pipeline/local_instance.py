@@ -9,10 +9,12 @@ this machine; `fail_dead_runs` checks them (the CLI before each job, the sensor
 `dead_runs_sensor` under the daemon).
 """
 
+import logging
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +34,11 @@ LAUNCHED_BY_CODE_SERVER_TAG = ".dagster/grpc_info"
 LOCK_FILE = "connections-pipeline.lock"
 OWNER_FILE = "connections-pipeline.lock.owner"
 # A process created this long after the event naming its pid is another one (pid reused).
-PID_REUSE_MARGIN_SECONDS = 2.0
+# Wide: the event's time and the process's start time come from the wall clock, which NTP
+# may step between them; a pid reused within the margin only makes a dead run look alive.
+PID_REUSE_MARGIN_SECONDS = 600.0
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class FolderBusy(Exception):
@@ -95,44 +100,70 @@ class DeadRun:
     pids: tuple[int, ...]
 
 
-def fail_dead_runs(instance: dg.DagsterInstance, run_ids: set[str] | None = None) -> list[DeadRun]:
+def fail_dead_runs(
+    instance: dg.DagsterInstance,
+    run_ids: set[str] | None = None,
+    *,
+    trust_launcher: bool = False,
+) -> list[DeadRun]:
     """Mark failed every `STARTED` run (of `run_ids`, when given) whose processes on this
     machine are all gone, and free the pool slots it held.
 
-    A run is judged only when it is known to run here: tagged by this machine's CLI, started
-    as a local process by the default run launcher (whose code server runs where this does),
-    or recorded in a SQLite instance, which lives on one machine.
+    `trust_launcher` is for the code server alone (see `fail_if_dead`).
     """
+    if run_ids is not None and not run_ids:
+        return []
     records = instance.get_run_records(
         filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.STARTED], run_ids=sorted(run_ids) if run_ids else None
+            statuses=[dg.DagsterRunStatus.STARTED],
+            run_ids=sorted(run_ids) if run_ids is not None else None,
         )
     )
-    dead = []
-    for record in records:
-        run = record.dagster_run
-        if not _runs_here(instance, run):
-            continue
-        processes = _processes_of(instance, run)
-        if not processes or any(_alive(pid, since) for pid, since in processes):
-            continue
-        pids = tuple(sorted({pid for pid, _ in processes}))
-        instance.report_run_failed(
-            run,
-            f"Marked failed by connections_pipeline: the run's process (pid "
-            f"{', '.join(map(str, pids))}) is gone; it was killed or crashed",
-        )
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        dead.append(DeadRun(run.run_id, run.job_name, pids))
-    return dead
+    dead = [fail_if_dead(instance, r.dagster_run, trust_launcher=trust_launcher) for r in records]
+    return [run for run in dead if run is not None]
 
 
-def _runs_here(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+def fail_if_dead(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, *, trust_launcher: bool = False
+) -> DeadRun | None:
+    """Mark `run` (read `STARTED` a moment ago) failed if its processes on this machine are
+    all gone and it is still `STARTED`; free its pool slots.
+
+    A run is judged only when it is known to run here: tagged by this machine's CLI, or
+    recorded in a SQLite instance, which lives on one machine. With `trust_launcher`, also a
+    run the default run launcher started as a local process of a code server: only the code
+    server itself may say so, since the daemon's runs carry no host tag and their workers are
+    invisible from any other machine or container.
+    """
+    if not _runs_here(instance, run, trust_launcher):
+        return None
+    processes = _processes_of(instance, run)
+    if not processes or any(_alive(pid, since) for pid, since in processes):
+        return None
+    # Read again now that its processes are known gone: one that reported the run's end and
+    # exited since the first read has stored that end, which report_run_failed would
+    # overwrite.
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.status != dg.DagsterRunStatus.STARTED:
+        return None
+    pids = tuple(sorted({pid for pid, _ in processes}))
+    instance.report_run_failed(
+        current,
+        f"Marked failed by connections_pipeline: the run's process (pid "
+        f"{', '.join(map(str, pids))}) is gone; it was killed or crashed",
+    )
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return DeadRun(run.run_id, run.job_name, pids)
+
+
+def _runs_here(instance: dg.DagsterInstance, run: dg.DagsterRun, trust_launcher: bool) -> bool:
     host = run.tags.get(HOST_TAG)
     if host is not None:
         return host == socket.gethostname()
-    if LAUNCHED_BY_CODE_SERVER_TAG in run.tags and isinstance(
-        instance.run_launcher, dg.DefaultRunLauncher
+    if (
+        trust_launcher
+        and LAUNCHED_BY_CODE_SERVER_TAG in run.tags
+        and isinstance(instance.run_launcher, dg.DefaultRunLauncher)
     ):
         return True
     return "sqlite" in type(instance.run_storage).__name__.lower()
@@ -155,15 +186,33 @@ def _processes_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[tupl
 
 
 def _alive(pid: int, since: float) -> bool:
-    """Whether process `pid` is running and is the one that logged at `since`."""
+    """Whether process `pid` may be the one that logged at `since`: only a process known gone
+    (or a zombie, or a pid since reused) counts as dead; one this process may not inspect
+    counts as alive."""
     try:
         process = psutil.Process(pid)
-        return (
-            process.status() != psutil.STATUS_ZOMBIE
-            and process.create_time() <= since + PID_REUSE_MARGIN_SECONDS
-        )
-    except psutil.Error:
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return process.create_time() <= since + PID_REUSE_MARGIN_SECONDS
+    except psutil.ZombieProcess:
         return False
+    except psutil.NoSuchProcess:
+        # /proc mounted with hidepid hides other users' processes; the kernel still knows.
+        return _pid_exists(pid)
+    except psutil.AccessDenied:
+        return True
+
+
+def _pid_exists(pid: int) -> bool:
+    if pid <= 0:  # kill(0) and kill(-1) would name process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -209,20 +258,43 @@ def run_watched(
             outcome["error"] = exc
 
     worker = threading.Thread(target=target, name=f"run-{run_id}", daemon=True)
-    waited = 0.0
+    waiting_since: float | None = None
     try:
         worker.start()
         while worker.is_alive():
             worker.join(poll_seconds)
-            waiting = pool_wait(instance, pool, run_id) if worker.is_alive() else None
+            if not worker.is_alive():
+                break
+            try:
+                waiting = pool_wait(instance, pool, run_id)
+                if waiting is not None and _failed_dead_holders(instance, waiting):
+                    continue
+            except Stopped:
+                raise
+            except Exception as exc:
+                # The watch is only a watch: a storage hiccup ("database is locked", a
+                # dropped connection) must not end a run that may be going well.
+                logger.warning(
+                    "could not read the %s pool's state for run %s (%s); trying again",
+                    pool,
+                    run_id,
+                    type(exc).__name__,
+                )
+                continue
             if waiting is None:
-                waited = 0.0
+                waiting_since = None
                 continue
-            if fail_dead_runs(instance, set(waiting.holders)):
-                continue
-            waited += poll_seconds
-            if waited >= pool_deadline_seconds:
-                raise PoolWaitExpired(_pool_wait_message(waiting, waited))
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+                logger.info(
+                    "run %s waits for the %s pool's slot, held by run %s",
+                    run_id,
+                    pool,
+                    ", ".join(waiting.holders) or "none yet",
+                )
+            if now - waiting_since >= pool_deadline_seconds:
+                raise PoolWaitExpired(_pool_wait_message(waiting, now - waiting_since))
     except (Stopped, PoolWaitExpired) as exc:
         _fail_own_run(instance, run_id, str(exc))
         raise
@@ -231,10 +303,15 @@ def run_watched(
     return outcome["result"]  # type: ignore[return-value]
 
 
+def _failed_dead_holders(instance: dg.DagsterInstance, waiting: PoolWait) -> bool:
+    """Whether some holder of the slot `waiting` waits for was dead, and is now failed."""
+    return bool(waiting.holders) and bool(fail_dead_runs(instance, set(waiting.holders)))
+
+
 def _pool_wait_message(waiting: PoolWait, waited: float) -> str:
     holders = ", ".join(waiting.holders) or "a run that has not claimed it yet"
     return (
-        f"waited {waited:.0f} s for the {waiting.pool} pool's slot, held by run {holders}; "
+        f"waited {int(waited)} s for the {waiting.pool} pool's slot, held by run {holders}; "
         "let that run finish, or if it is stuck (its process gone on another machine) "
         "terminate it in Dagster's UI (Runs), which frees the slot; then run again"
     )

@@ -1,6 +1,7 @@
 """Without a daemon (the quick start): a run that died cannot block the next one, waiting on
 the Finch pool has a deadline, and Ctrl-C or SIGTERM stop the command within seconds."""
 
+import re
 import signal
 import subprocess
 import threading
@@ -122,7 +123,8 @@ def test_waiting_for_the_pool_ends_at_its_deadline_naming_the_run_that_holds_it(
 
     assert run.returncode == EXIT_BUSY
     line = _one_line(errors)
-    assert line.startswith("run: waited 3 s for the finch_api pool's slot, held by run ")
+    waited = re.match(r"run: waited (\d+) s for the finch_api pool's slot, held by run ", line)
+    assert waited and int(waited.group(1)) >= 3, line
     assert holder in line and "terminate it in Dagster's UI" in line
     # The run that gave up is failed, and waits for nothing any more; the holder kept its slot.
     [gave_up] = [r for r in instance.get_runs() if r.run_id != holder]
