@@ -60,7 +60,7 @@ def start_run(folder: Path, *args: str, **settings: str) -> subprocess.Popen[str
     )
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120) -> T:
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 300) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

@@ -29,6 +29,14 @@ def _sync_requests_started(folder: Path) -> bool:
     return log.exists() and "/introspect" in log.read_text(errors="replace")
 
 
+def _started(run: subprocess.Popen, folder: Path) -> bool:
+    """The run sends Finch requests; an early end is the failure it is, not a wait."""
+    if run.poll() is not None:
+        _, errors = run.communicate()
+        raise AssertionError(f"the run ended ({run.returncode}) before its requests: {errors}")
+    return _sync_requests_started(folder)
+
+
 def _instance(home: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
@@ -42,7 +50,7 @@ def test_a_killed_run_is_failed_and_the_next_run_finishes_without_a_daemon(
     home = pool_limited_home(tmp_path)
     first = start_run(tmp_path, **BUSY_SANDBOX)
     try:
-        wait_for("Finch requests of the first run", lambda: _sync_requests_started(tmp_path))
+        wait_for("Finch requests of the first run", lambda: _started(first, tmp_path))
     finally:
         first.kill()
         first.communicate()
