@@ -99,8 +99,9 @@ def test_a_429_closes_the_gate_for_every_caller() -> None:
     pacer = Pacer(config)
 
     async def scenario() -> tuple[float, float]:
+        recorded_at = time.monotonic()
         cooldown = pacer.record_rate_limited("finch_application_rl")
-        gate_opens = time.monotonic() + cooldown * 0.99
+        gate_opens = recorded_at + cooldown * 0.99
         await pacer.acquire(None)
         return time.monotonic(), gate_opens
 
