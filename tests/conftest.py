@@ -7,9 +7,13 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from snowflake_emulator import SnowflakeEmulator
 
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 FORCE_EMBEDDED_ENV = "CONNECTIONS_TEST_EMBEDDED_POSTGRES"
@@ -81,3 +85,12 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def snowflake_emulator() -> Iterator["SnowflakeEmulator"]:
+    """fakesnow's Snowflake server on loopback, for this worker's Snowflake tests."""
+    from snowflake_emulator import serve_snowflake_emulator
+
+    with serve_snowflake_emulator() as emulator:
+        yield emulator

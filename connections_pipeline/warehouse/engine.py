@@ -1,23 +1,33 @@
 """Warehouse URL validation, engine creation and the connection errors."""
 
+import importlib.util
+import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from connections_pipeline.redaction import safe_database_url, scrub, url_secrets
+from connections_pipeline.warehouse.dialects import dialect_named
 from connections_pipeline.warehouse.tables import SCHEMA_SETTING
 
 URL_SETTING = "CONNECTIONS_WAREHOUSE_URL"
+CONNECT_ARGS_SETTING = "CONNECTIONS_WAREHOUSE_CONNECT_ARGS"
 
-# The bulk paths need these drivers: psycopg 3 for COPY, duckdb for Arrow registration.
+# The bulk paths need these drivers: psycopg 3 for COPY, duckdb for Arrow registration,
+# the Snowflake connector for PUT and COPY INTO.
 _DRIVERS = {
     "duckdb": "duckdb",
     "postgresql": "postgresql+psycopg",
     "postgresql+psycopg": "postgresql+psycopg",
+    "snowflake": "snowflake",
 }
+# Drivers outside the default install: the package that brings each, and the extra.
+_OPTIONAL_DRIVERS = {"snowflake": ("snowflake.sqlalchemy", "connections_pipeline[snowflake]")}
 
 
 # A DuckDB database file starts with a checksum (8 bytes), then these magic bytes
@@ -59,12 +69,42 @@ def parse_warehouse_url(url: str | URL) -> URL:
     drivername = _DRIVERS.get(parsed.drivername)
     if drivername is None:
         raise ValueError(
-            f"{URL_SETTING} uses {parsed.drivername!r}; supported: duckdb, postgresql+psycopg"
+            f"{URL_SETTING} uses {parsed.drivername!r}; supported: duckdb, "
+            "postgresql+psycopg, snowflake"
+        )
+    optional = _OPTIONAL_DRIVERS.get(drivername)
+    if optional and importlib.util.find_spec(optional[0].split(".")[0]) is None:
+        raise ValueError(
+            f"{URL_SETTING} uses {drivername}, which needs pip install '{optional[1]}'"
         )
     parsed = parsed.set(drivername=drivername)
-    if drivername == "postgresql+psycopg" and not parsed.database:
-        raise ValueError(f"{URL_SETTING} names no database")
-    return parsed
+    try:
+        return dialect_named(parsed.get_backend_name()).check_url(parsed)
+    except ValueError as exc:
+        raise ValueError(f"{URL_SETTING} {exc}") from None
+
+
+def parse_connect_args(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The driver's own connection arguments, a JSON object (setting
+    CONNECTIONS_WAREHOUSE_CONNECT_ARGS), e.g. `{"host": "...", "port": 443}` for Snowflake
+    behind a private link. ValueError naming the setting, never echoing its values (they
+    may hold a key's passphrase)."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, Mapping):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{CONNECT_ARGS_SETTING} is not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{CONNECT_ARGS_SETTING} must be a JSON object of connection arguments, "
+            f"got a JSON {type(value).__name__}"
+        )
+    return value
 
 
 def duckdb_file(url: URL) -> Path | None:
@@ -144,10 +184,13 @@ def check_duckdb_file(url: URL) -> None:
         )
 
 
-def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engine:
+def create_warehouse_engine(
+    url: URL, hold_connections: bool = True, connect_args: Mapping[str, Any] | None = None
+) -> sa.Engine:
     """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder.
 
     Args:
+        connect_args: the driver's own connection arguments (`parse_connect_args`).
         hold_connections: keep connections open between uses (a pool). Off, a DuckDB file
             is opened per use and closed after it: DuckDB lets one process at a time open a
             file, so a long-lived process that writes now and then (the webhook receiver)
@@ -159,8 +202,11 @@ def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engin
         WarehouseConnectionError: the folder cannot be created (a file in its way, no
             permission); no retry would help.
     """
-    if url.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_pre_ping=True)
+    backend = url.get_backend_name()
+    if backend != "duckdb":
+        dialect = dialect_named(backend)
+        arguments = {**getattr(dialect, "default_connect_args", dict)(), **(connect_args or {})}
+        return sa.create_engine(url, connect_args=arguments, **dialect.engine_options(url))
     path = duckdb_file(url)
     if path is None:
         # Every new connection to :memory: would be a different, empty database.
@@ -178,9 +224,17 @@ def create_warehouse_engine(url: URL, hold_connections: bool = True) -> sa.Engin
     return sa.create_engine(url, **pooling)
 
 
-def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
-    """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials; a
-    WarehouseBusyError when another process holds the DuckDB file."""
+def connect_args_secrets(connect_args: Mapping[str, Any] | None) -> list[str]:
+    """Every text value of the connection arguments: any of them may be a secret (a
+    password, a key's passphrase, a token), so messages never carry one."""
+    return [value for value in (connect_args or {}).values() if isinstance(value, str) and value]
+
+
+def connection_error(
+    url: URL, exc: Exception, secrets: list[str] | None = None
+) -> WarehouseConnectionError:
+    """A WarehouseConnectionError for `exc`, scrubbed of the URL's credentials and of
+    `secrets`; a WarehouseBusyError when another process holds the DuckDB file."""
     original = getattr(exc, "orig", None) or exc
     text = str(original)
     if isinstance(original, duckdb.IOException) and _DUCKDB_LOCK in text:
@@ -190,7 +244,10 @@ def connection_error(url: URL, exc: Exception) -> WarehouseConnectionError:
             f"the warehouse is busy: another process{holder} holds the DuckDB file "
             f"{duckdb_file(url)} ({URL_SETTING}); try again once it has finished"
         )
-    message = scrub(str(original).strip(), url_secrets(url))
+    known = dialect_named(url.get_backend_name()).connection_error_message(url, original)
+    if known is not None:
+        return WarehouseConnectionError(f"{URL_SETTING} ({safe_database_url(url)}): {known}")
+    message = scrub(str(original).strip(), [*url_secrets(url), *(secrets or [])])
     return WarehouseConnectionError(
         f"{URL_SETTING} ({safe_database_url(url)}) is unreachable: {message}"
     )

@@ -15,7 +15,6 @@ from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as upsert
 
 from connections_pipeline.concepts import LIVE
 from connections_pipeline.warehouse import bulk, run_records
@@ -35,6 +34,7 @@ from connections_pipeline.warehouse.columns import (
     empty_frame,
     polars_schema,
 )
+from connections_pipeline.warehouse.dialects import dialect_of, duckdb_dialect
 from connections_pipeline.warehouse.history import (
     KEY,
     HistoryPlan,
@@ -202,18 +202,11 @@ def _snapshot_source(
     """DuckDB, when the current table or the history takes every snapshot row (a first
     load): the snapshot registered once as Arrow, for both to read. Otherwise None."""
     wanted = diff.upserts_every_row or (plan.opens_every_row and plan.opened.height > 0)
-    if bulk.is_postgres(connection) or not wanted or run.connections.is_empty():
+    if connection.dialect.name != "duckdb" or not wanted or run.connections.is_empty():
         yield None
         return
-    with bulk.registered(connection, run.connections, _SNAPSHOT_SOURCE) as snapshot:
+    with duckdb_dialect.registered(connection, run.connections, _SNAPSHOT_SOURCE) as snapshot:
         yield snapshot
-
-
-def _lock(connection: sa.Connection, table: sa.Table) -> None:
-    # Serialises concurrent loads of the same warehouse; plain SELECTs are not blocked.
-    if bulk.is_postgres(connection):
-        name = connection.dialect.identifier_preparer.format_table(table)
-        connection.execute(sa.text(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _write_connections(
@@ -406,27 +399,31 @@ def _write_entities(
         bulk.write_frame(connection, table, entities.sort("connection_id", "entity_id"))
 
 
+def _later(stored: sa.ColumnElement, new: sa.ColumnElement) -> sa.ColumnElement:
+    # GREATEST and LEAST skip nulls on PostgreSQL and DuckDB but not on Snowflake.
+    return sa.func.coalesce(sa.func.greatest(stored, new), stored, new)
+
+
+def _earlier(stored: sa.ColumnElement, new: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.least(stored, new), stored, new)
+
+
 def _write_tokens(connection: sa.Connection, table: sa.Table, tokens: pl.DataFrame) -> None:
     if tokens.is_empty():
         return
+
+    def merged(new: Any) -> dict[str, sa.ColumnElement]:
+        return {
+            "connection_id": sa.func.coalesce(new.connection_id, table.c.connection_id),
+            "first_seen_at": _earlier(table.c.first_seen_at, new.first_seen_at),
+            "last_seen_at": _later(table.c.last_seen_at, new.last_seen_at),
+            "last_outcome": new.last_outcome,
+            "last_ok_at": _later(table.c.last_ok_at, new.last_ok_at),
+            "last_error": new.last_error,
+        }
+
     with bulk.staged(connection, tokens, table) as staged_tokens:
-        statement = upsert(table).from_select(
-            tokens.columns, sa.select(*(staged_tokens.c[name] for name in tokens.columns))
-        )
-        new = statement.excluded
-        connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["token_fingerprint"],
-                set_={
-                    "connection_id": sa.func.coalesce(new.connection_id, table.c.connection_id),
-                    "first_seen_at": sa.func.least(table.c.first_seen_at, new.first_seen_at),
-                    "last_seen_at": sa.func.greatest(table.c.last_seen_at, new.last_seen_at),
-                    "last_outcome": new.last_outcome,
-                    "last_ok_at": sa.func.greatest(table.c.last_ok_at, new.last_ok_at),
-                    "last_error": new.last_error,
-                },
-            )
-        )
+        dialect_of(connection).upsert(connection, table, staged_tokens, "token_fingerprint", merged)
 
 
 def _replace_run_rows(
@@ -453,7 +450,7 @@ def load_run(
     prepared = prepare(run)
     current = tables[CONNECTIONS]
     history = tables[CONNECTIONS_HISTORY]
-    _lock(connection, current)
+    dialect_of(connection).lock_for_load(connection, current)
     sessions = tables[CONNECT_SESSIONS]
     if prepared.new_sessions is not None:
         run_records.add_sessions(connection, sessions, prepared.new_sessions)

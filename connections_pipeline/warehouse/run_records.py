@@ -7,7 +7,6 @@ leaves none of its writes behind.
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as upsert
 
 from connections_pipeline.warehouse import bulk
 from connections_pipeline.warehouse.columns import (
@@ -17,6 +16,7 @@ from connections_pipeline.warehouse.columns import (
     conform,
     duplicated_keys,
 )
+from connections_pipeline.warehouse.dialects import dialect_of
 
 
 def conform_sessions(frame: pl.DataFrame) -> pl.DataFrame:
@@ -65,10 +65,8 @@ def add_sessions(connection: sa.Connection, table: sa.Table, rows: pl.DataFrame)
         added = connection.execute(
             sa.select(sa.func.count()).select_from(staged).where(is_new)
         ).scalar_one()
-        statement = upsert(table).from_select(
-            rows.columns, sa.select(*(staged.c[name] for name in rows.columns)).where(is_new)
-        )
-        connection.execute(statement.on_conflict_do_nothing(index_elements=["session_id"]))
+        new_rows = sa.select(*(staged.c[name] for name in rows.columns)).where(is_new)
+        dialect_of(connection).insert_new(connection, table, new_rows, "session_id")
     return added
 
 

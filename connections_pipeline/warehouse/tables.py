@@ -11,6 +11,7 @@ from connections_pipeline.warehouse.columns import (
     TABLE_COLUMNS,
     Column,
 )
+from connections_pipeline.warehouse.dialects import dialect_of
 
 SCHEMA_SETTING = "CONNECTIONS_WAREHOUSE_SCHEMA"
 DEFAULT_SCHEMA = "finch"
@@ -99,9 +100,7 @@ def ensure_tables(connection: sa.Connection, metadata: sa.MetaData) -> list[str]
     Returns:
         The "table.column" names that were added.
     """
-    if connection.dialect.name == "postgresql":
-        # Two processes creating the same tables at once would race on the catalog.
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(0x46494E4348)))
+    dialect_of(connection).lock_for_ddl(connection)
     connection.execute(sa.schema.CreateSchema(metadata.schema, if_not_exists=True))
     metadata.create_all(connection)
     # information_schema, not SQLAlchemy's inspector: it answers the same on both databases.
@@ -111,11 +110,15 @@ def ensure_tables(connection: sa.Connection, metadata: sa.MetaData) -> list[str]
         sa.column("table_name"),
         sa.column("column_name"),
         schema="information_schema",
-    )
+    ).alias("catalog")
+    # Snowflake keeps unquoted names in upper case.
     query = sa.select(catalog.c.table_name, catalog.c.column_name).where(
-        catalog.c.table_schema == metadata.schema
+        sa.func.lower(catalog.c.table_schema) == metadata.schema.lower()
     )
-    present = {(table_name, column_name) for table_name, column_name in connection.execute(query)}
+    present = {
+        (table_name.lower(), column_name.lower())
+        for table_name, column_name in connection.execute(query)
+    }
     added = []
     for table in metadata.tables.values():
         for column in table.columns:

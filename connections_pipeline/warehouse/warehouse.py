@@ -24,9 +24,12 @@ from connections_pipeline.warehouse.columns import (
     columns_of,
     polars_schema,
 )
+from connections_pipeline.warehouse.dialects import dialect_of
 from connections_pipeline.warehouse.engine import (
+    connect_args_secrets,
     connection_error,
     create_warehouse_engine,
+    parse_connect_args,
     parse_warehouse_url,
 )
 from connections_pipeline.warehouse.load import (
@@ -61,21 +64,31 @@ class Warehouse:
     """Creates, migrates, loads and reads the Finch connections tables.
 
     Args:
-        url: a SQLAlchemy URL, `duckdb:///file.duckdb` or `postgresql+psycopg://...`
+        url: a SQLAlchemy URL, `duckdb:///file.duckdb`, `postgresql+psycopg://...` or
+            `snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH&role=ROLE`
             (setting CONNECTIONS_WAREHOUSE_URL).
         schema: the schema holding the tables, a plain identifier
             (setting CONNECTIONS_WAREHOUSE_SCHEMA); created if missing.
         hold_connections: keep connections open between uses; off, a DuckDB file is
             opened per use (see `engine.create_warehouse_engine`).
+        connect_args: the driver's own connection arguments, a mapping or its JSON text
+            (setting CONNECTIONS_WAREHOUSE_CONNECT_ARGS).
     """
 
     def __init__(
-        self, url: str, schema: str = DEFAULT_SCHEMA, *, hold_connections: bool = True
+        self,
+        url: str,
+        schema: str = DEFAULT_SCHEMA,
+        *,
+        hold_connections: bool = True,
+        connect_args: str | Mapping[str, Any] | None = None,
     ) -> None:
         self.schema = validate_schema_name(schema)
         self.url = parse_warehouse_url(url)
+        arguments = parse_connect_args(connect_args)
+        self._secrets = connect_args_secrets(arguments)
         self.metadata = build_metadata(self.schema)
-        self._engine = create_warehouse_engine(self.url, hold_connections)
+        self._engine = create_warehouse_engine(self.url, hold_connections, arguments)
 
     def __repr__(self) -> str:
         return f"Warehouse({safe_database_url(self.url)!r}, {self.schema!r})"
@@ -104,13 +117,17 @@ class Warehouse:
         try:
             connection = self._engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise connection_error(self.url, exc) from None
+            raise self._connection_error(exc) from None
         with connection:
             if transaction:
+                dialect_of(connection).before_transaction(connection, self.metadata)
                 with connection.begin():
                     yield connection
             else:
                 yield connection
+
+    def _connection_error(self, exc: Exception) -> Exception:
+        return connection_error(self.url, exc, self._secrets)
 
     def check_connection(self) -> None:
         """Open a connection and run `SELECT 1`.
@@ -123,7 +140,7 @@ class Warehouse:
             with self._engine.connect() as connection:
                 connection.execute(sa.select(1))
         except sa.exc.DBAPIError as exc:
-            raise connection_error(self.url, exc) from None
+            raise self._connection_error(exc) from None
 
     def ensure_tables(self) -> list[str]:
         """Create the schema and tables, add missing columns; idempotent.
@@ -170,7 +187,7 @@ class Warehouse:
         try:
             rows = self._read(query, polars_schema(SYNC_RUNS))
         except sa.exc.DBAPIError as exc:
-            raise connection_error(self.url, exc) from None
+            raise self._connection_error(exc) from None
         return rows.row(0, named=True) if rows.height else None
 
     def latest_run(self) -> dict[str, Any] | None:

@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as upsert
 
 from connections_pipeline.warehouse.columns import WEBHOOK_EVENTS_COLUMNS, WEBHOOK_OUTCOMES
+from connections_pipeline.warehouse.dialects import dialect_of
 
 _SLICE = 1_000
 _NAMES = tuple(column.name for column in WEBHOOK_EVENTS_COLUMNS)
@@ -32,15 +32,8 @@ def store_event(connection: sa.Connection, table: sa.Table, event: Mapping[str, 
     for name in ("finch_timestamp", "received_at"):
         if event[name].tzinfo is None:
             raise ValueError(f"{table.name}.{name}: naive datetimes are ambiguous")
-    statement = (
-        upsert(table)
-        .values(**{name: event.get(name) for name in _NAMES})
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(table.c.event_id)
-    )
-    # RETURNING yields the row only when it was inserted; rowcount is not reliable for
-    # ON CONFLICT on every driver.
-    return connection.execute(statement).first() is not None
+    values = {name: event.get(name) for name in _NAMES}
+    return dialect_of(connection).insert_if_absent(connection, table, values, "event_id")
 
 
 def pending_query(table: sa.Table, limit: int) -> sa.Select:

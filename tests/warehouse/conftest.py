@@ -10,10 +10,14 @@ from frames import Target
 from connections_pipeline.warehouse import Warehouse
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "snowflake"])
 def warehouse_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "duckdb":
         return Target(f"duckdb:///{tmp_path / 'db' / 'warehouse.duckdb'}", "finch")
+    if request.param == "snowflake":
+        emulator = request.getfixturevalue("snowflake_emulator")
+        database = emulator.new_database()
+        return Target(emulator.url(database), "finch", emulator.connect_args)
     # One database per test session; a fresh schema per test keeps tests independent.
     postgres_url = request.getfixturevalue("postgres_url")
     return Target(postgres_url, f"t_{secrets.token_hex(6)}")
@@ -30,7 +34,7 @@ def warehouse_factory(warehouse_target: Target) -> Iterator[Callable[[], Warehou
             url, schema = warehouse_target.url.replace(".duckdb", f"_{suffix}.duckdb"), "finch"
         else:
             url, schema = warehouse_target.url, f"{warehouse_target.schema}_{suffix}"
-        warehouse = Warehouse(url, schema=schema)
+        warehouse = Warehouse(url, schema=schema, connect_args=warehouse_target.connect_args)
         warehouse.ensure_tables()
         made.append(warehouse)
         return warehouse
@@ -43,7 +47,7 @@ def warehouse_factory(warehouse_target: Target) -> Iterator[Callable[[], Warehou
 @pytest.fixture
 def warehouse(warehouse_target: Target) -> Iterator[Warehouse]:
     """A Warehouse with its tables created, disposed after the test."""
-    warehouse = Warehouse(warehouse_target.url, schema=warehouse_target.schema)
+    warehouse = warehouse_target.open()
     warehouse.ensure_tables()
     yield warehouse
     warehouse.dispose()

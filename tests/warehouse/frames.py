@@ -6,6 +6,7 @@ from typing import NamedTuple
 import polars as pl
 
 from connections_pipeline.warehouse import (
+    Warehouse,
     CONNECTION_ENTITIES,
     CONNECTIONS,
     QUARANTINE,
@@ -20,6 +21,12 @@ class Target(NamedTuple):
 
     url: str
     schema: str
+    connect_args: str | None = None
+
+    def open(self, schema: str | None = None, **options: object) -> "Warehouse":
+        return Warehouse(
+            self.url, schema=schema or self.schema, connect_args=self.connect_args, **options
+        )
 
 
 T0 = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)

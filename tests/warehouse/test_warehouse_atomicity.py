@@ -95,8 +95,8 @@ def test_concurrent_reader_sees_old_snapshot_until_commit(
         # DuckDB allows one writing process per file; the reader-isolation claim is
         # about the PostgreSQL deployment, so this test has its DuckDB half below.
         return _duckdb_reader_isolation(warehouse_target, monkeypatch)
-    writer = Warehouse(warehouse_target.url, schema=warehouse_target.schema)
-    reader = Warehouse(warehouse_target.url, schema=warehouse_target.schema)
+    writer = warehouse_target.open()
+    reader = warehouse_target.open()
     writer.ensure_tables()
     writer.load_run(_first_run())
     old = all_tables(reader)
@@ -136,7 +136,7 @@ def test_concurrent_reader_sees_old_snapshot_until_commit(
 def _duckdb_reader_isolation(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     # Same process, second connection to the same DuckDB database: MVCC gives it the
     # committed snapshot while the load transaction is open.
-    warehouse = Warehouse(target.url, schema=target.schema)
+    warehouse = target.open()
     warehouse.ensure_tables()
     warehouse.load_run(_first_run())
     old = all_tables(warehouse)

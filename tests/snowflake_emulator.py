@@ -1,0 +1,118 @@
+"""A local Snowflake for the tests: fakesnow's server over real HTTP on loopback, reached by
+the real Snowflake connector (account `fakesnow`, any user and password).
+
+The server runs in a thread of the test process so a test can count the statements it
+receives (`SnowflakeEmulator.statements`), one query request per statement the connector
+sends.
+"""
+
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+import uvicorn
+from fakesnow.server import app as fakesnow_app
+
+QUERY_PATH = "/queries/v1/query-request"
+
+
+@dataclass
+class SnowflakeEmulator:
+    host: str
+    port: int
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def connect_args(self) -> str:
+        """CONNECTIONS_WAREHOUSE_CONNECT_ARGS for this server."""
+        return json.dumps({"host": self.host, "port": self.port, "protocol": "http"})
+
+    def url(self, database: str, user: str = "loader", password: str = "pw") -> str:
+        return f"snowflake://{user}:{password}@fakesnow/{database}"
+
+    def new_database(self) -> str:
+        """A database of the caller's own (the emulator shares one across sessions)."""
+        name = f"cp_{secrets.token_hex(5)}"
+        engine = sa.create_engine(
+            "snowflake://admin:pw@fakesnow",
+            connect_args={"host": self.host, "port": self.port, "protocol": "http"},
+        )
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {name}")
+        engine.dispose()
+        return name
+
+
+class _CountingApp:
+    """Records the SQL text of every query request before fakesnow answers it."""
+
+    def __init__(self, app, emulator: SnowflakeEmulator) -> None:
+        self._app = app
+        self._emulator = emulator
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != QUERY_PATH:
+            await self._app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            import gzip
+
+            text = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+            self._emulator.statements.append(json.loads(text)["sqlText"])
+        except (OSError, ValueError, KeyError):
+            pass
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self._app(scope, replay, send)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serve_snowflake_emulator() -> Iterator[SnowflakeEmulator]:
+    port = _free_port()
+    emulator = SnowflakeEmulator("127.0.0.1", port)
+    config = uvicorn.Config(
+        _CountingApp(fakesnow_app, emulator),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name="fakesnow")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the Snowflake emulator did not start")
+        time.sleep(0.05)
+    try:
+        yield emulator
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
