@@ -214,10 +214,19 @@ def _one_line(message: str) -> str:
 def _scrubbed(message: str) -> str:
     """`message` without the secrets the environment's settings carry."""
     from connections_pipeline.redaction import scrub, url_secrets
+    from connections_pipeline.warehouse.engine import (
+        CONNECT_ARGS_SETTING,
+        connect_args_secrets,
+        parse_connect_args,
+    )
 
     secrets = [os.environ.get("FINCH_CLIENT_SECRET"), os.environ.get("FINCH_WEBHOOK_SECRET")]
     for name in ("CONNECTIONS_WAREHOUSE_URL", "CONNECTIONS_TOKENS_URL"):
         secrets += url_secrets(os.environ.get(name))
+    try:
+        secrets += connect_args_secrets(parse_connect_args(os.environ.get(CONNECT_ARGS_SETTING)))
+    except ValueError:
+        pass
     return scrub(message, secrets)
 
 

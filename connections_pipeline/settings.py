@@ -35,9 +35,11 @@ from connections_pipeline.transform.guards import (
 from connections_pipeline.transform.polling import RunBudget
 from connections_pipeline.warehouse import SCHEMA_SETTING, URL_SETTING, validate_schema_name
 from connections_pipeline.warehouse.engine import (
+    CONNECT_ARGS_SETTING,
     check_duckdb_file,
     check_duckdb_folder,
     check_schema_for_url,
+    parse_connect_args,
     parse_warehouse_url,
 )
 
@@ -77,6 +79,7 @@ TOKEN_SOURCE_SETTINGS: dict[str, tuple[str, Any]] = {
 WAREHOUSE_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_WAREHOUSE_URL": ("url", DEFAULT_WAREHOUSE_URL),
     "CONNECTIONS_WAREHOUSE_SCHEMA": ("schema_name", "finch"),
+    CONNECT_ARGS_SETTING: ("connect_args", None),
 }
 GUARD_SETTINGS: dict[str, tuple[str, Any]] = {
     LIVE_DROP_SHARE_SETTING: ("max_live_drop_share", 0.2),
@@ -160,6 +163,7 @@ def _check_warehouse(env: Mapping[str, str]) -> None:
     except ValueError:
         return  # reported, naming URL_SETTING, when the warehouse is opened
     try:
+        parse_connect_args(env.get(CONNECT_ARGS_SETTING))
         check_schema_for_url(url, schema)
         check_duckdb_folder(url)
         check_duckdb_file(url)
@@ -212,6 +216,7 @@ def warehouse_resource(env: Mapping[str, str]) -> WarehouseResource:
     return WarehouseResource(
         url=env.get(URL_SETTING) or DEFAULT_WAREHOUSE_URL,
         schema_name=env.get(SCHEMA_SETTING) or WAREHOUSE_SETTINGS[SCHEMA_SETTING][1],
+        connect_args=env.get(CONNECT_ARGS_SETTING) or None,
     )
 
 

@@ -7,6 +7,7 @@ sends.
 """
 
 import json
+import logging
 import secrets
 import socket
 import threading
@@ -15,8 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import duckdb
+import snowflake.connector.errors
 import sqlalchemy as sa
 import uvicorn
+from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.server import app as fakesnow_app
 
 QUERY_PATH = "/queries/v1/query-request"
@@ -86,6 +90,26 @@ class _CountingApp:
         await self._app(scope, replay, send)
 
 
+def _answer_constraint_violations_as_snowflake_does() -> None:
+    """fakesnow answers a NOT NULL or key violation with HTTP 500 (an unhandled DuckDB
+    error), which the connector retries for minutes; Snowflake answers it as a statement
+    error (100072, "NULL result in a non-nullable column"). Raise what Snowflake would."""
+    execute = FakeSnowflakeCursor._execute
+    if getattr(execute, "answers_constraints", False):
+        return
+
+    def _execute(self, *args, **kwargs):
+        try:
+            return execute(self, *args, **kwargs)
+        except duckdb.ConstraintException as exc:
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=str(exc).split("\n")[0], errno=100072, sqlstate="22000"
+            ) from exc
+
+    _execute.answers_constraints = True  # type: ignore[attr-defined]
+    FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -94,6 +118,9 @@ def _free_port() -> int:
 
 @contextmanager
 def serve_snowflake_emulator() -> Iterator[SnowflakeEmulator]:
+    # fakesnow logs every refused statement and upload at INFO; a test's own output is enough.
+    logging.getLogger("fakesnow").setLevel(logging.WARNING)
+    _answer_constraint_violations_as_snowflake_does()
     port = _free_port()
     emulator = SnowflakeEmulator("127.0.0.1", port)
     config = uvicorn.Config(

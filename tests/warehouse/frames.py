@@ -6,12 +6,12 @@ from typing import NamedTuple
 import polars as pl
 
 from connections_pipeline.warehouse import (
-    Warehouse,
     CONNECTION_ENTITIES,
     CONNECTIONS,
     QUARANTINE,
     TOKENS,
     RunLoad,
+    Warehouse,
     polars_schema,
 )
 

@@ -10,8 +10,8 @@ and one temporary table per warehouse table for `staged`) are created by
 `before_transaction`, when a connection is first used after its tables exist; inside the
 load's transaction only DML runs: readers see the previous snapshot or the new one.
 
-Snowflake does not enforce primary keys: writes by key are MERGE statements, and the callers
-already filter out the keys that are stored.
+Snowflake does not enforce primary keys: writes by key are an UPDATE of the stored keys
+and an INSERT of the others, and the callers already filter out the keys that are stored.
 """
 
 import tempfile
@@ -25,7 +25,6 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 from snowflake.connector.errors import Error as SnowflakeError
-from snowflake.sqlalchemy import MergeInto
 from sqlalchemy.engine import URL
 
 from connections_pipeline.warehouse.dialects.common import driver_errors, raw, typed
@@ -198,16 +197,37 @@ def staged(connection: sa.Connection, frame: pl.DataFrame, like: sa.Table) -> It
     )
 
 
+def _transport_column(column: sa.ColumnElement, dtype: pl.DataType) -> sa.ColumnElement:
+    if isinstance(dtype, pl.Datetime):
+        # Microseconds since the epoch: exact, independent of the session's TIMEZONE and
+        # output formats, and a null stays null (the connector's timestamp decoding is not
+        # relied on).
+        return sa.func.date_part(sa.literal_column("epoch_microsecond"), column)
+    return column
+
+
 def read_select(connection: sa.Connection, query: sa.Select, schema: pl.Schema) -> pl.DataFrame:
     subquery = query.subquery("q")
-    result = connection.execute(sa.select(*(subquery.c[name] for name in schema.names())))
+    wrapped = sa.select(
+        *(_transport_column(subquery.c[name], dtype).label(name) for name, dtype in schema.items())
+    )
+    result = connection.execute(wrapped)
     try:
         arrow: pa.Table | None = result.cursor.fetch_arrow_all()
     finally:
         result.close()
     if arrow is None:
         return pl.DataFrame(schema=schema)
-    return typed(pl.from_arrow(arrow), schema)
+    frame = pl.from_arrow(arrow)
+    frame = frame.rename(dict(zip(frame.columns, schema.names(), strict=True)))
+    return typed(
+        frame.with_columns(
+            pl.from_epoch(pl.col(name), time_unit="us").dt.replace_time_zone("UTC")
+            for name, dtype in schema.items()
+            if isinstance(dtype, pl.Datetime)
+        ),
+        schema,
+    )
 
 
 def read_narrow(connection: sa.Connection, table: sa.Table, schema: pl.Schema) -> pl.DataFrame:
@@ -226,11 +246,15 @@ def upsert(
     key: str,
     set_values: Any,
 ) -> None:
-    new = source.alias("new")
-    merge = MergeInto(target=table, source=new, on=table.c[key] == new.c[key])
-    merge.when_matched_then_update().values(**dict(set_values(new.c)))
-    merge.when_not_matched_then_insert().values(**{name: new.c[name] for name in new.c})
-    connection.execute(merge)
+    """UPDATE the stored keys, then INSERT the others: two DML statements of the caller's
+    transaction (a MERGE would do both; these two say the same in the SQL every engine that
+    emulates Snowflake runs faithfully)."""
+    connection.execute(
+        table.update().where(table.c[key] == source.c[key]).values(dict(set_values(source.c)))
+    )
+    columns = list(source.c.keys())
+    new_rows = sa.select(*source.c).where(source.c[key].not_in(sa.select(table.c[key])))
+    connection.execute(table.insert().from_select(columns, new_rows))
 
 
 def insert_if_absent(
@@ -238,8 +262,5 @@ def insert_if_absent(
 ) -> bool:
     row = sa.select(
         *(sa.literal(value, table.c[name].type).label(name) for name, value in values.items())
-    ).subquery("new")
-    merge = MergeInto(target=table, source=row, on=table.c[key] == row.c[key])
-    merge.when_not_matched_then_insert().values(**{name: row.c[name] for name in values})
-    inserted = connection.execute(merge).first()
-    return bool(inserted and inserted[0])
+    ).where(~sa.exists().where(table.c[key] == values[key]))
+    return connection.execute(table.insert().from_select(list(values), row)).rowcount == 1
