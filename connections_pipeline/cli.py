@@ -8,7 +8,7 @@ import sys
 import traceback
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -223,10 +223,8 @@ def _scrubbed(message: str) -> str:
     secrets = [os.environ.get("FINCH_CLIENT_SECRET"), os.environ.get("FINCH_WEBHOOK_SECRET")]
     for name in ("CONNECTIONS_WAREHOUSE_URL", "CONNECTIONS_TOKENS_URL"):
         secrets += url_secrets(os.environ.get(name))
-    try:
+    with suppress(ValueError):
         secrets += connect_args_secrets(parse_connect_args(os.environ.get(CONNECT_ARGS_SETTING)))
-    except ValueError:
-        pass
     return scrub(message, secrets)
 
 
