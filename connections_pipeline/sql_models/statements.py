@@ -1,22 +1,90 @@
 """SQL text for building a model and running its tests, in the warehouse's dialect.
 
 Models are written in Postgres' dialect with unqualified table names; sqlglot qualifies
-every table a statement reads with the warehouse schema and transpiles it (DuckDB).
+every table a statement reads with the warehouse schema and transpiles it (DuckDB,
+Snowflake).
+
+Snowflake folds unquoted names to upper case where Postgres folds them to lower case, and
+the warehouse creates its tables (and these models their relations) with unquoted names. So
+for Snowflake every name Postgres would fold (unquoted, or quoted but plain lowercase) is
+written unquoted, and only the others ("Company Name") stay quoted: a model reads and
+creates the same objects on each database. Postgres' `EXTRACT(EPOCH FROM a - b)` becomes a
+difference of epoch microseconds: Snowflake subtracts no timestamps, and its epoch seconds
+are whole seconds.
 """
+
+import re
 
 import sqlglot
 from sqlglot import exp
 
 from connections_pipeline.sql_models.project import SOURCE_DIALECT, DataTest, SqlModel
 
-_DIALECTS = {"postgresql": "postgres", "duckdb": "duckdb"}
+_DIALECTS = {"postgresql": "postgres", "duckdb": "duckdb", "snowflake": "snowflake"}
+_PLAIN_LOWER = re.compile(r"^[a-z_][a-z0-9_$]*$")
+# Snowflake's reserved words (its documentation's list): a name Postgres folds that is one
+# of these is quoted in upper case, which is the object an unquoted name would find.
+_SNOWFLAKE_RESERVED = frozenset(
+    """
+    account all alter and any as between by case cast check column connect connection
+    constraint create cross current current_date current_time current_timestamp current_user
+    database delete distinct drop else exists false following for from full grant group
+    gscluster having ilike in increment inner insert intersect into is issue join lateral
+    left like localtime localtimestamp minus natural not null of on or order organization
+    qualify regexp revoke right rlike row rows sample schema select set some start table
+    tablesample then to trigger true try_cast union unique update using values view when
+    whenever where with
+    """.split()
+)
+_MICROSECONDS = 1_000_000
 
 
 def _dialect(database: str) -> str:
     try:
         return _DIALECTS[database]
     except KeyError:
-        raise ValueError(f"SQL models support DuckDB and PostgreSQL, not {database!r}") from None
+        raise ValueError(
+            f"SQL models support DuckDB, PostgreSQL and Snowflake, not {database!r}"
+        ) from None
+
+
+def _snowflake_name(identifier: exp.Identifier) -> exp.Identifier:
+    """The Snowflake identifier naming what `identifier` names on Postgres."""
+    folded = identifier.name if identifier.quoted else identifier.name.lower()
+    if not _PLAIN_LOWER.fullmatch(folded):
+        return exp.to_identifier(folded, quoted=True)
+    if folded in _SNOWFLAKE_RESERVED:
+        return exp.to_identifier(folded.upper(), quoted=True)
+    return exp.to_identifier(folded, quoted=False)
+
+
+def _epoch_microseconds(value: exp.Expression) -> exp.Expression:
+    return exp.Extract(this=exp.var("EPOCH_MICROSECOND"), expression=value)
+
+
+def _snowflake_node(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Identifier):
+        return _snowflake_name(node)
+    if isinstance(node, exp.Extract) and node.this.name.upper() == "EPOCH":
+        inner = node.expression.unnest()
+        if isinstance(inner, exp.Sub):
+            # Postgres: the seconds of the interval between two timestamps.
+            micros: exp.Expression = exp.Sub(
+                this=_epoch_microseconds(inner.this),
+                expression=_epoch_microseconds(inner.expression),
+            )
+        else:
+            micros = _epoch_microseconds(inner)
+        return exp.paren(
+            exp.Div(this=exp.paren(micros), expression=exp.Literal.number(_MICROSECONDS))
+        )
+    return node
+
+
+def _to_sql(query: exp.Expression, database: str) -> str:
+    if database == "snowflake":
+        query = query.transform(_snowflake_node)
+    return query.sql(dialect=_dialect(database), comments=False)
 
 
 def qualified(query: exp.Expression, schema: str, database: str) -> str:
@@ -26,20 +94,31 @@ def qualified(query: exp.Expression, schema: str, database: str) -> str:
     for table in query.find_all(exp.Table):
         if not table.args.get("db") and table.name not in ctes:
             table.set("db", exp.to_identifier(schema, quoted=True))
-    return query.sql(dialect=_dialect(database), comments=False)
+    return _to_sql(query, database)
 
 
 def build_statement(model: SqlModel, schema: str, database: str) -> str:
-    """CREATE [OR REPLACE] VIEW / CREATE TABLE `schema.model` AS the model's SELECT."""
+    """CREATE [OR REPLACE] VIEW / CREATE TABLE `schema.model` AS the model's SELECT.
+
+    Snowflake replaces a table with CREATE OR REPLACE TABLE, one atomic statement (its DDL
+    commits on its own, so a DROP and CREATE pair would show readers no table between)."""
     select = qualified(model.query, schema, database)
+    target = relation(model.name, schema, database)
     if model.materialized == "view":
-        return f"CREATE OR REPLACE VIEW {relation(model.name, schema)} AS {select}"
-    return f"CREATE TABLE {relation(model.name, schema)} AS {select}"
+        return f"CREATE OR REPLACE VIEW {target} AS {select}"
+    if database == "snowflake":
+        return f"CREATE OR REPLACE TABLE {target} AS {select}"
+    return f"CREATE TABLE {target} AS {select}"
 
 
-def relation(name: str, schema: str) -> str:
-    """`"schema"."name"`, quoted alike on both databases."""
-    return f"{_ident(schema)}.{_ident(name)}"
+def relation(name: str, schema: str, database: str = SOURCE_DIALECT) -> str:
+    """`"schema"."name"` as `database` names it (Snowflake: unquoted when plain lowercase)."""
+    table = exp.Table(
+        this=exp.to_identifier(name, quoted=True), db=exp.to_identifier(schema, quoted=True)
+    )
+    if database == SOURCE_DIALECT:
+        return table.sql(dialect=SOURCE_DIALECT)
+    return _to_sql(table, database)
 
 
 def _ident(name: str) -> str:

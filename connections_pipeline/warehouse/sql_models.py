@@ -3,6 +3,8 @@
 A view is replaced with CREATE OR REPLACE VIEW (views reading it keep working on
 PostgreSQL); a table is dropped and created again. Either way in one transaction, so a
 reader sees the previous relation or the new one, and a failed build leaves the previous one.
+Snowflake commits each DDL statement on its own: there a table is replaced by one CREATE OR
+REPLACE TABLE, as atomic for its readers; only a switch between view and table drops first.
 """
 
 from dataclasses import dataclass
@@ -38,7 +40,15 @@ def database_message(exc: sa.exc.DBAPIError) -> str:
     return str(exc.orig).strip()
 
 
+def _stored_name(connection: sa.Connection, name: str) -> str:
+    """`name` as the catalog holds it: Snowflake keeps unquoted (plain lowercase) names in
+    upper case."""
+    dialect = connection.dialect
+    return dialect.denormalize_name(name) if dialect.requires_name_normalize else name
+
+
 def _existing_kind(connection: sa.Connection, schema: str, name: str) -> str | None:
+    schema, name = _stored_name(connection, schema), _stored_name(connection, name)
     found = connection.execute(
         sa.text(
             "SELECT table_type FROM information_schema.tables "
@@ -72,11 +82,14 @@ def build_model(warehouse: Warehouse, model: SqlModel) -> BuiltModel:
         SqlModelRunError: the database refused the model; names the file.
     """
     statement = build_statement(model, warehouse.schema, warehouse.dialect)
-    target = relation(model.name, warehouse.schema)
+    target = relation(model.name, warehouse.schema, warehouse.dialect)
+    # Snowflake replaces a table by CREATE OR REPLACE TABLE (build_statement).
+    replaces_table = warehouse.dialect == "snowflake" and model.materialized == "table"
     try:
-        with warehouse._connect(transaction=True) as connection:
+        # No load runs here: the warehouse's per-session load setup is not needed.
+        with warehouse._connect(transaction=False) as connection, connection.begin():
             existing = _existing_kind(connection, warehouse.schema, model.name)
-            if existing == "table":
+            if existing == "table" and not replaces_table:
                 connection.execute(sa.text(f"DROP TABLE {target}"))
             elif existing == "view" and model.materialized == "table":
                 connection.execute(sa.text(f"DROP VIEW {target}"))

@@ -1,9 +1,11 @@
 """Builders of small, valid warehouse frames for the warehouse tests."""
 
 import datetime as dt
+import json
 from typing import NamedTuple
 
 import polars as pl
+import sqlalchemy as sa
 
 from connections_pipeline.warehouse import (
     CONNECTION_ENTITIES,
@@ -22,6 +24,11 @@ class Target(NamedTuple):
     url: str
     schema: str
     connect_args: str | None = None
+
+    def engine(self) -> sa.Engine:
+        """A plain SQLAlchemy engine on the target's database, for setting up old schemas."""
+        arguments = json.loads(self.connect_args) if self.connect_args else {}
+        return sa.create_engine(self.url, connect_args=arguments)
 
     def open(self, schema: str | None = None, **options: object) -> "Warehouse":
         return Warehouse(

@@ -1,10 +1,12 @@
 """Data rows travel by the bulk paths: the statement count does not grow with the rows."""
 
+import re
 from collections.abc import Callable
 
 import polars as pl
 import sqlalchemy as sa
 from frames import at, connection_row, run
+from snowflake_emulator import SnowflakeEmulator
 
 from connections_pipeline.warehouse import Warehouse, diff_snapshot, empty_frame
 from connections_pipeline.warehouse.history import plan_history
@@ -78,3 +80,37 @@ def test_diff_ignores_run_id_and_compares_nulls_safely() -> None:
     )
     assert plan.opened["connection_key"].sort().to_list() == ["a", "b"]
     assert plan.closed == 1
+
+
+_PER_LOAD_NAMES = re.compile(r"[0-9a-f]{32}|wh_snowflake_[A-Za-z0-9_]+")
+
+
+def _statements_received(emulator: SnowflakeEmulator, size: int) -> list[str]:
+    """What the Snowflake server received for a first load and a second, all-changed load
+    of `size` connections, with the per-load file names blanked."""
+    warehouse = Warehouse(emulator.url(emulator.new_database()), connect_args=emulator.connect_args)
+    warehouse.ensure_tables()
+    emulator.statements.clear()
+    for run_id, hours in (("r1", 0), ("r2", 1)):
+        rows = [
+            connection_row(f"k{index:05d}", company_name=run_id, last_seen_at=at(hours))
+            for index in range(size)
+        ]
+        summary = warehouse.load_run(run(run_id, at(hours), rows))
+        assert summary.inserted + summary.updated == size
+    received = [_PER_LOAD_NAMES.sub("…", statement) for statement in emulator.statements]
+    assert warehouse.read_current().height == size
+    warehouse.dispose()
+    return received
+
+
+def test_snowflake_receives_as_many_statements_for_50000_rows_as_for_1000(
+    snowflake_emulator: SnowflakeEmulator,
+) -> None:
+    # Counted where it matters, at the server: the connector's own PUT and COPY included.
+    small = _statements_received(snowflake_emulator, 1_000)
+    large = _statements_received(snowflake_emulator, 50_000)
+    assert large == small
+    assert any(statement.startswith("COPY INTO finch.finch_connections ") for statement in large)
+    inserts = [statement for statement in large if statement.upper().startswith("INSERT")]
+    assert not any("VALUES" in statement.upper() for statement in inserts)

@@ -61,7 +61,7 @@ def test_ensure_tables_is_idempotent(warehouse: Warehouse) -> None:
 def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) -> None:
     warehouse = warehouse_target.open()
     schema = warehouse_target.schema
-    engine = sa.create_engine(warehouse.url)
+    engine = warehouse_target.engine()
     # An older release's finch_tokens: no last_outcome/last_ok_at/last_error, one row in it.
     with engine.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))

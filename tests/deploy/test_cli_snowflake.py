@@ -1,0 +1,148 @@
+"""`connections-pipeline run` into Snowflake, the way a person runs it: a process of its own
+in a folder, the Finch emulator served over HTTP, the Snowflake emulator (fakesnow over HTTP)
+as the warehouse. It must land exactly what the same run lands in DuckDB, change nothing when
+run again, and never print the warehouse password."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pytest
+from cli_helpers import start_run
+from polars.testing import assert_frame_equal
+from sandbox.sandbox_helpers import cli_server
+
+from connections_pipeline.warehouse import Warehouse
+from connections_pipeline.warehouse.columns import CONNECTIONS_HISTORY
+
+if TYPE_CHECKING:
+    from snowflake_emulator import SnowflakeEmulator
+
+pytestmark = pytest.mark.slow
+
+# Finch's rate-limit windows scaled down as in the deployment tests (deploy_helpers).
+TIME_SCALE = "0.03"
+# The emulator's virtual clock is frozen at its start between explicit advances (nothing
+# here advances it), and the sync only reads from Finch: every run below sees one world.
+# A fixed start rather than the default "today 00:00 UTC", so no run straddles midnight.
+FINCH = ("--seed", "11", "--connections", "40", "--start-time", "2026-03-02T00:00:00+00:00")
+# The Dagster run that last changed a row: each run has its own ID, whatever the warehouse.
+RUN_ID = "run_id"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def printed(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Landed:
+    password: str
+    snowflake: tuple[Run, Run]
+    duckdb: Run
+    current: tuple[pl.DataFrame, pl.DataFrame]
+    history: tuple[pl.DataFrame, pl.DataFrame]
+    duckdb_current: pl.DataFrame
+
+
+def run_cli(folder: Path, **settings: str) -> Run:
+    folder.mkdir(exist_ok=True)
+    process = start_run(folder, **settings)
+    stdout, stderr = process.communicate(timeout=900)
+    return Run(process.returncode, stdout, stderr)
+
+
+def by_key(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("connection_key")
+
+
+@pytest.fixture(scope="module")
+def landed(
+    snowflake_emulator: SnowflakeEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Landed]:
+    root = tmp_path_factory.mktemp("cli_snowflake")
+    # Distinctive, so that finding it in any output cannot be a coincidence.
+    password = f"Hush{secrets.token_hex(8)}Pw"
+    snowflake_url = snowflake_emulator.url(snowflake_emulator.new_database(), password=password)
+    duckdb_url = f"duckdb:///{root / 'duckdb' / 'warehouse.duckdb'}"
+    with cli_server(*FINCH, "--time-scale", TIME_SCALE) as (_, finch_url):
+        finch = {
+            "FINCH_BASE_URL": finch_url,
+            "CONNECTIONS_TOKENS_SOURCE": "sandbox",
+            "CONNECTIONS_FINCH_TIME_SCALE": TIME_SCALE,
+        }
+        on_snowflake = {
+            **finch,
+            "CONNECTIONS_WAREHOUSE_URL": snowflake_url,
+            "CONNECTIONS_WAREHOUSE_CONNECT_ARGS": snowflake_emulator.connect_args,
+        }
+        snowflake_folder = root / "snowflake"
+        first = run_cli(snowflake_folder, **on_snowflake)
+        assert first.returncode == 0, first.printed
+        with Warehouse(snowflake_url, connect_args=snowflake_emulator.connect_args) as warehouse:
+            current_first = warehouse.read_current()
+            history_first = warehouse.read_table(CONNECTIONS_HISTORY)
+
+        on_duckdb = run_cli(root / "duckdb", **finch, CONNECTIONS_WAREHOUSE_URL=duckdb_url)
+        assert on_duckdb.returncode == 0, on_duckdb.printed
+        with Warehouse(duckdb_url) as warehouse:
+            duckdb_current = warehouse.read_current()
+
+        # Run again in the same folder, as a person would the next time.
+        second = run_cli(snowflake_folder, **on_snowflake)
+        assert second.returncode == 0, second.printed
+        with Warehouse(snowflake_url, connect_args=snowflake_emulator.connect_args) as warehouse:
+            current_second = warehouse.read_current()
+            history_second = warehouse.read_table(CONNECTIONS_HISTORY)
+    yield Landed(
+        password=password,
+        snowflake=(first, second),
+        duckdb=on_duckdb,
+        current=(current_first, current_second),
+        history=(history_first, history_second),
+        duckdb_current=duckdb_current,
+    )
+
+
+def test_snowflake_holds_what_duckdb_holds_row_for_row(landed: Landed) -> None:
+    on_snowflake, on_duckdb = landed.current[0], landed.duckdb_current
+    # Every tab of the Connections page is there, so the comparison covers all three.
+    assert set(on_duckdb["state"]) == {"live", "staged", "disconnected"}
+    assert on_duckdb.height >= 40
+    assert on_snowflake.columns == on_duckdb.columns
+    # The two runs' IDs differ by construction; every other column must be the same.
+    assert_frame_equal(by_key(on_snowflake).drop(RUN_ID), by_key(on_duckdb).drop(RUN_ID))
+    assert on_snowflake[RUN_ID].n_unique() == 1
+    assert on_snowflake[RUN_ID][0] != on_duckdb[RUN_ID][0]
+
+
+def test_running_again_changes_nothing_in_snowflake(landed: Landed) -> None:
+    (current_first, current_second), (history_first, history_second) = (
+        landed.current,
+        landed.history,
+    )
+    # Nothing changed in Finch, so no row changed: not even the run that last changed it.
+    assert_frame_equal(by_key(current_second), by_key(current_first))
+    assert history_first.height == current_first.height
+    assert_frame_equal(
+        history_second.sort("connection_key", "valid_from"),
+        history_first.sort("connection_key", "valid_from"),
+    )
+
+
+def test_the_snowflake_password_is_never_printed(landed: Landed) -> None:
+    for run in landed.snowflake:
+        assert run.printed.strip()
+        assert landed.password not in run.printed
