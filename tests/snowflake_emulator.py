@@ -6,6 +6,7 @@ receives (`SnowflakeEmulator.statements`), one query request per statement the c
 sends.
 """
 
+import gzip
 import json
 import logging
 import secrets
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import duckdb
 import snowflake.connector.errors
@@ -24,13 +26,33 @@ from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.server import app as fakesnow_app
 
 QUERY_PATH = "/queries/v1/query-request"
+LOGIN_PATH = "/session/v1/login-request"
+ACCOUNT = "fakesnow"
 
 
 @dataclass
 class SnowflakeEmulator:
+    """`users` (name -> password) and `warehouses`, when set, are checked at login as
+    Snowflake checks them (fakesnow itself accepts any): a wrong password is refused with
+    390100, and with CLIENT_VALIDATE_DEFAULT_PARAMETERS an unknown warehouse with 390201."""
+
     host: str
     port: int
     statements: list[str] = field(default_factory=list)
+    users: dict[str, str] | None = None
+    warehouses: set[str] | None = None
+
+    def login_refusal(self, body: dict, query: dict[str, str]) -> tuple[str, str] | None:
+        data = body.get("data", {})
+        if self.users is not None and self.users.get(data.get("LOGIN_NAME")) != data.get(
+            "PASSWORD"
+        ):
+            return "390100", "Incorrect username or password was specified."
+        validate = data.get("SESSION_PARAMETERS", {}).get("CLIENT_VALIDATE_DEFAULT_PARAMETERS")
+        warehouse = query.get("warehouse")
+        if validate and self.warehouses is not None and warehouse not in self.warehouses:
+            return "390201", "The requested warehouse does not exist or not authorized."
+        return None
 
     @property
     def connect_args(self) -> str:
@@ -43,8 +65,9 @@ class SnowflakeEmulator:
     def new_database(self) -> str:
         """A database of the caller's own (the emulator shares one across sessions)."""
         name = f"cp_{secrets.token_hex(5)}"
+        user, password = next(iter((self.users or {"admin": "pw"}).items()))
         engine = sa.create_engine(
-            "snowflake://admin:pw@fakesnow",
+            f"snowflake://{user}:{password}@fakesnow",
             connect_args={"host": self.host, "port": self.port, "protocol": "http"},
         )
         with engine.connect() as connection:
@@ -61,7 +84,7 @@ class _CountingApp:
         self._emulator = emulator
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != QUERY_PATH:
+        if scope["type"] != "http" or scope["path"] not in (QUERY_PATH, LOGIN_PATH):
             await self._app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -72,12 +95,17 @@ class _CountingApp:
                 break
         body = b"".join(chunks)
         try:
-            import gzip
-
-            text = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
-            self._emulator.statements.append(json.loads(text)["sqlText"])
-        except (OSError, ValueError, KeyError):
-            pass
+            parsed = json.loads(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+        except (OSError, ValueError):
+            parsed = {}
+        if scope["path"] == QUERY_PATH:
+            self._emulator.statements.append(parsed.get("sqlText", ""))
+        else:
+            query = dict(parse_qsl(scope["query_string"].decode()))
+            refusal = self._emulator.login_refusal(parsed, query)
+            if refusal is not None:
+                await _refuse(send, *refusal)
+                return
         replayed = False
 
         async def replay():
@@ -88,6 +116,24 @@ class _CountingApp:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self._app(scope, replay, send)
+
+
+async def _refuse(send, code: str, message: str) -> None:
+    """A login refusal as Snowflake sends it: HTTP 200, success false, the code and text."""
+    payload = json.dumps(
+        {
+            "data": {"authnMethod": "USERNAME_PASSWORD"},
+            "code": code,
+            "message": message,
+            "success": False,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _answer_constraint_violations_as_snowflake_does() -> None:
@@ -117,12 +163,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_snowflake_emulator() -> Iterator[SnowflakeEmulator]:
+def serve_snowflake_emulator(
+    users: dict[str, str] | None = None, warehouses: set[str] | None = None
+) -> Iterator[SnowflakeEmulator]:
     # fakesnow logs every refused statement and upload at INFO; a test's own output is enough.
     logging.getLogger("fakesnow").setLevel(logging.WARNING)
     _answer_constraint_violations_as_snowflake_does()
     port = _free_port()
-    emulator = SnowflakeEmulator("127.0.0.1", port)
+    emulator = SnowflakeEmulator("127.0.0.1", port, users=users, warehouses=warehouses)
     config = uvicorn.Config(
         _CountingApp(fakesnow_app, emulator),
         host="127.0.0.1",

@@ -24,8 +24,7 @@ _DIALECTS = {"postgresql": "postgres", "duckdb": "duckdb", "snowflake": "snowfla
 _PLAIN_LOWER = re.compile(r"^[a-z_][a-z0-9_$]*$")
 # Snowflake's reserved words (its documentation's list): a name Postgres folds that is one
 # of these is quoted in upper case, which is the object an unquoted name would find.
-_SNOWFLAKE_RESERVED = frozenset(
-    """
+_RESERVED_WORDS = """
     account all alter and any as between by case cast check column connect connection
     constraint create cross current current_date current_time current_timestamp current_user
     database delete distinct drop else exists false following for from full grant group
@@ -34,8 +33,8 @@ _SNOWFLAKE_RESERVED = frozenset(
     qualify regexp revoke right rlike row rows sample schema select set some start table
     tablesample then to trigger true try_cast union unique update using values view when
     whenever where with
-    """.split()
-)
+"""
+_SNOWFLAKE_RESERVED = frozenset(_RESERVED_WORDS.split())
 _MICROSECONDS = 1_000_000
 
 

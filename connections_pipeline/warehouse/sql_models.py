@@ -48,17 +48,20 @@ def _stored_name(connection: sa.Connection, name: str) -> str:
 
 
 def _existing_kind(connection: sa.Connection, schema: str, name: str) -> str | None:
-    schema, name = _stored_name(connection, schema), _stored_name(connection, name)
-    found = connection.execute(
-        sa.text(
-            "SELECT table_type FROM information_schema.tables "
-            "WHERE table_schema = :schema AND table_name = :name"
-        ),
-        {"schema": schema, "name": name},
-    ).scalar()
-    if found is None:
-        return None
-    return "view" if "VIEW" in found.upper() else "table"
+    """ "view", "table" or None. information_schema.views first: the Snowflake emulator
+    (fakesnow) lists no view in information_schema.tables, as the other databases do."""
+    names = {"schema": _stored_name(connection, schema), "name": _stored_name(connection, name)}
+    for kind, catalog in (("view", "views"), ("table", "tables")):
+        found = connection.execute(
+            sa.text(
+                f"SELECT COUNT(*) FROM information_schema.{catalog} "
+                "WHERE table_schema = :schema AND table_name = :name"
+            ),
+            names,
+        ).scalar_one()
+        if found:
+            return kind
+    return None
 
 
 def _create(connection: sa.Connection, statement: str, target: str, replaces_view: bool) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 from sync.sync_helpers import NAMES_AT_ONCE
 
 from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import sync_with_resources
 from connections_pipeline.resources import FinchResource, TokenSourceResource, WarehouseResource
-from connections_pipeline.warehouse import Warehouse
+from connections_pipeline.sql_models.statements import relation
 from finch_sandbox import FinchSandbox, SandboxConfig, serve_in_thread
 
 TIME_SCALE = 0.01
@@ -29,10 +30,31 @@ MODEL_NAMES = {
 }
 
 
-def warehouse_resource(kind: str, tmp_path: Path, postgres_url: str) -> WarehouseResource:
+def warehouse_resource(
+    kind: str, tmp_path: Path, postgres_url: str = "", snowflake: Any = None
+) -> WarehouseResource:
+    """A warehouse of `kind`: a DuckDB file, a fresh PostgreSQL schema, or a fresh database
+    of the Snowflake emulator `snowflake` (a `SnowflakeEmulator`)."""
     if kind == "duckdb":
         return WarehouseResource(url=f"duckdb:///{tmp_path / 'bi.duckdb'}", schema_name="finch")
+    if kind == "snowflake":
+        return WarehouseResource(
+            url=snowflake.url(snowflake.new_database()),
+            schema_name="finch",
+            connect_args=snowflake.connect_args,
+        )
     return WarehouseResource(url=postgres_url, schema_name=f"bi_{secrets.token_hex(4)}")
+
+
+def kind_resource(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> WarehouseResource:
+    """`warehouse_resource(kind, ...)`, starting only the database `kind` needs."""
+    if kind == "snowflake":
+        return warehouse_resource(
+            kind, tmp_path, snowflake=request.getfixturevalue("snowflake_emulator")
+        )
+    if kind == "postgres":
+        return warehouse_resource(kind, tmp_path, request.getfixturevalue("postgres_url"))
+    return warehouse_resource(kind, tmp_path)
 
 
 @dataclass
@@ -57,7 +79,7 @@ def two_syncs(
             base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
         )
         source = TokenSourceResource(kind="sandbox")
-        with Warehouse(resource.url, schema=resource.schema_name) as warehouse:
+        with resource.open() as warehouse:
             first_day = sandbox.now.date()
             sync_with_resources("run-1", finch, source, warehouse, NAMES_AT_ONCE)
             truth_first = sandbox.truth()
@@ -78,14 +100,12 @@ def materialize_models(
 
 
 def read_relation(resource: WarehouseResource, name: str) -> list[dict[str, Any]]:
-    """Every row of a model's relation, as dicts, straight from the database."""
-    engine = sa.create_engine(Warehouse(resource.url, resource.schema_name).url)
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(sa.text(f'SELECT * FROM "{resource.schema_name}"."{name}"'))
-            return [dict(row._mapping) for row in result]
-    finally:
-        engine.dispose()
+    """Every row of a model's relation, as dicts, straight from the database (on Snowflake,
+    the columns it keeps in upper case come back in lower case)."""
+    with resource.open() as warehouse, warehouse._connect(transaction=False) as connection:
+        target = relation(name, resource.schema_name, warehouse.dialect)
+        result = connection.execute(sa.text(f"SELECT * FROM {target}"))
+        return [dict(row._mapping) for row in result]
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:

@@ -1,5 +1,6 @@
-"""Every SQL model builds on DuckDB and Postgres after emulator syncs, passes its declared
-tests, and shows the figures the emulator's ground truth implies."""
+"""Every SQL model builds on DuckDB, Postgres and Snowflake (the fakesnow emulator) after
+emulator syncs, passes its declared tests, and shows the figures the emulator's ground truth
+implies."""
 
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -7,11 +8,11 @@ from pathlib import Path
 import pytest
 from sql_model_helpers import (
     MODEL_NAMES,
+    kind_resource,
     materialize_models,
     materialized_keys,
     read_relation,
     two_syncs,
-    warehouse_resource,
 )
 from sync.sync_helpers import DASHBOARD_LABELS
 
@@ -25,11 +26,11 @@ def _by_key(rows: list[dict], key: str) -> dict:
     return {row[key]: row for row in rows}
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "snowflake"])
 def test_models_build_pass_their_tests_and_match_the_truth(
-    kind: str, tmp_path: Path, postgres_url: str
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    resource = warehouse_resource(kind, tmp_path, postgres_url)
+    resource = kind_resource(kind, tmp_path, request)
     with two_syncs(resource) as synced:
         result = materialize_models(resource)
         truth = synced.truth_second

@@ -35,7 +35,7 @@ _READY = "connections_pipeline.snowflake_session"
 _ISO = "%Y-%m-%dT%H:%M:%S%.6f+00:00"
 # The connector retries a login it could not send until this many seconds have passed; a
 # wrong account or host should fail a run in seconds, not after the default two minutes.
-DEFAULT_LOGIN_TIMEOUT_SECONDS = 20
+DEFAULT_LOGIN_TIMEOUT_SECONDS = 10
 
 # What a refused connection means, by the server's code (the connector puts it in the
 # message) or the connector's own errno: (which part of the setting, what to check).
@@ -58,7 +58,10 @@ def engine_options(url: URL) -> dict[str, Any]:
 
 
 def default_connect_args() -> dict[str, Any]:
-    return {"login_timeout": DEFAULT_LOGIN_TIMEOUT_SECONDS}
+    # validate_default_parameters: Snowflake refuses the login when the URL's database,
+    # schema, warehouse or role does not exist (else a missing warehouse surfaces only at
+    # the first query needing one), and the connector refuses unknown argument names.
+    return {"login_timeout": DEFAULT_LOGIN_TIMEOUT_SECONDS, "validate_default_parameters": True}
 
 
 def check_url(url: URL) -> URL:
