@@ -12,6 +12,18 @@ from connections_pipeline.warehouse import Warehouse, diff_snapshot, empty_frame
 from connections_pipeline.warehouse.history import plan_history
 
 
+def _load_twice(warehouse: Warehouse, size: int) -> None:
+    """A first load of `size` connections, then a second in which every one changed."""
+    for run_id, hours in (("r1", 0), ("r2", 1)):
+        rows = [
+            connection_row(f"k{index:05d}", company_name=run_id, last_seen_at=at(hours))
+            for index in range(size)
+        ]
+        summary = warehouse.load_run(run(run_id, at(hours), rows))
+        assert summary.inserted + summary.updated == size
+        assert summary.history_opened == size
+
+
 def _statements_for(warehouse: Warehouse, size: int) -> list:
     """Statements sent through SQLAlchemy by a first load and a second, all-changed load."""
     seen: list = []
@@ -22,14 +34,7 @@ def _statements_for(warehouse: Warehouse, size: int) -> list:
     engine = warehouse._engine
     sa.event.listen(engine, "before_cursor_execute", record)
     try:
-        for run_id, hours in (("r1", 0), ("r2", 1)):
-            rows = [
-                connection_row(f"k{index:05d}", company_name=run_id, last_seen_at=at(hours))
-                for index in range(size)
-            ]
-            summary = warehouse.load_run(run(run_id, at(hours), rows))
-            assert summary.inserted + summary.updated == size
-            assert summary.history_opened == size
+        _load_twice(warehouse, size)
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
     assert warehouse.read_current().height == size
@@ -91,13 +96,7 @@ def _statements_received(emulator: SnowflakeEmulator, size: int) -> list[str]:
     warehouse = Warehouse(emulator.url(emulator.new_database()), connect_args=emulator.connect_args)
     warehouse.ensure_tables()
     emulator.statements.clear()
-    for run_id, hours in (("r1", 0), ("r2", 1)):
-        rows = [
-            connection_row(f"k{index:05d}", company_name=run_id, last_seen_at=at(hours))
-            for index in range(size)
-        ]
-        summary = warehouse.load_run(run(run_id, at(hours), rows))
-        assert summary.inserted + summary.updated == size
+    _load_twice(warehouse, size)
     received = [_PER_LOAD_NAMES.sub("…", statement) for statement in emulator.statements]
     assert warehouse.read_current().height == size
     warehouse.dispose()

@@ -2,11 +2,14 @@
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+if TYPE_CHECKING:
+    from connections_pipeline.warehouse.dialects import SetValues
 
 
 @contextmanager
@@ -62,7 +65,7 @@ def upsert_on_conflict(
     table: sa.Table,
     source: sa.TableClause,
     key: str,
-    set_values: Any,
+    set_values: "SetValues",
 ) -> None:
     columns = list(source.columns.keys())
     statement = pg_insert(table).from_select(columns, sa.select(*source.columns))

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from snowflake.connector.errors import Error as SnowflakeError
 from sqlalchemy.engine import URL
 
+from connections_pipeline.warehouse.dialects import SetValues
 from connections_pipeline.warehouse.dialects.common import driver_errors, raw, typed
 
 _STAGE = "_wh_load"
@@ -247,7 +248,7 @@ def upsert(
     table: sa.Table,
     source: sa.TableClause,
     key: str,
-    set_values: Any,
+    set_values: SetValues,
 ) -> None:
     """UPDATE the stored keys, then INSERT the others: two DML statements of the caller's
     transaction (a MERGE would do both; these two say the same in the SQL every engine that
