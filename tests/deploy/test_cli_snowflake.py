@@ -6,7 +6,6 @@ run again, and never print the warehouse password."""
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from polars.testing import assert_frame_equal
 from sandbox.sandbox_helpers import cli_server
 
 from connections_pipeline.warehouse import Warehouse
-from connections_pipeline.warehouse.columns import CONNECTIONS_HISTORY
+from connections_pipeline.warehouse.columns import CONNECTIONS_HISTORY, SYNC_RUNS
 
 if TYPE_CHECKING:
     from snowflake_emulator import SnowflakeEmulator
@@ -50,11 +49,14 @@ class Run:
 @dataclass
 class Landed:
     password: str
+    database: str
+    folder: Path
     snowflake: tuple[Run, Run]
     duckdb: Run
     current: tuple[pl.DataFrame, pl.DataFrame]
     history: tuple[pl.DataFrame, pl.DataFrame]
     duckdb_current: pl.DataFrame
+    sync_runs: pl.DataFrame
 
 
 def run_cli(folder: Path, **settings: str) -> Run:
@@ -75,7 +77,8 @@ def landed(
     root = tmp_path_factory.mktemp("cli_snowflake")
     # Distinctive, so that finding it in any output cannot be a coincidence.
     password = f"Hush{secrets.token_hex(8)}Pw"
-    snowflake_url = snowflake_emulator.url(snowflake_emulator.new_database(), password=password)
+    database = snowflake_emulator.new_database()
+    snowflake_url = snowflake_emulator.url(database, password=password)
     duckdb_url = f"duckdb:///{root / 'duckdb' / 'warehouse.duckdb'}"
     with cli_server(*FINCH, "--time-scale", TIME_SCALE) as (_, finch_url):
         finch = {
@@ -110,13 +113,17 @@ def landed(
         with Warehouse(snowflake_url, connect_args=snowflake_emulator.connect_args) as warehouse:
             current_second = warehouse.read_current()
             history_second = warehouse.read_table(CONNECTIONS_HISTORY)
+            sync_runs = warehouse.read_table(SYNC_RUNS)
     yield Landed(
         password=password,
+        database=database,
+        folder=snowflake_folder,
         snowflake=(first, second),
         duckdb=on_duckdb,
         current=(current_first, current_second),
         history=(history_first, history_second),
         duckdb_current=duckdb_current,
+        sync_runs=sync_runs,
     )
 
 
@@ -137,6 +144,10 @@ def test_running_again_changes_nothing_in_snowflake(landed: Landed) -> None:
         landed.current,
         landed.history,
     )
+    # The second run was a sync of its own that loaded its snapshot, not a skipped one.
+    assert landed.sync_runs.height == 2
+    assert landed.sync_runs["status"].to_list() == ["success", "success"]
+    assert current_first[RUN_ID][0] in landed.sync_runs[RUN_ID].to_list()
     # The first run left nothing for later (no name pending), so the second had nothing to do.
     assert not current_first["company_name_pending"].any()
     # Nothing changed in Finch, so no row changed: not even the run that last changed it.
@@ -150,5 +161,11 @@ def test_running_again_changes_nothing_in_snowflake(landed: Landed) -> None:
 
 def test_the_snowflake_password_is_never_printed(landed: Landed) -> None:
     for run in landed.snowflake:
-        assert run.printed.strip()
+        # The summary names the warehouse the run wrote to, its password masked.
+        shown = f"Warehouse: snowflake://loader:***@fakesnow/{landed.database} (schema finch)"
+        assert shown in run.stdout
         assert landed.password not in run.printed
+    # Nor is it kept in what the runs leave in the folder: logs, Dagster's instance, exports.
+    kept = [path for path in landed.folder.rglob("*") if path.is_file()]
+    assert any(path.name == "connections-pipeline.log" for path in kept)
+    assert [path for path in kept if landed.password.encode() in path.read_bytes()] == []
