@@ -2,6 +2,7 @@
 emulator syncs, passes its declared tests, and shows the figures the emulator's ground truth
 implies."""
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -26,13 +27,32 @@ def _by_key(rows: list[dict], key: str) -> dict:
     return {row[key]: row for row in rows}
 
 
+def _emulator_statements(kind: str, request: pytest.FixtureRequest) -> list[str]:
+    return request.getfixturevalue("snowflake_emulator").statements if kind == "snowflake" else []
+
+
+def _assert_snowflake_statements(received: list[str]) -> None:
+    """The emulator answers names without regard to case, as Snowflake does not: what it
+    received must name the tables as they were created (unquoted, so upper case) and keep
+    the Dashboard's column names quoted."""
+    builds = [s for s in received if s.startswith("CREATE OR REPLACE")]
+    assert len(builds) == len(MODEL_NAMES)
+    assert any(s.startswith("CREATE OR REPLACE TABLE finch.provider_health AS") for s in builds)
+    assert any('c.company_name AS "Company Name"' in s for s in builds)
+    counted = [s for s in received if s.startswith("SELECT COUNT(*) FROM (")]
+    assert len(counted) == sum(len(model.tests) for model in load_models())
+    assert [s for s in builds + counted if re.search(r'"[a-z_][a-z0-9_]*"', s)] == []
+
+
 @pytest.mark.parametrize("kind", ["duckdb", "postgres", "snowflake"])
 def test_models_build_pass_their_tests_and_match_the_truth(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     resource = kind_resource(kind, tmp_path, request)
     with two_syncs(resource) as synced:
+        sent = len(_emulator_statements(kind, request))
         result = materialize_models(resource)
+        received = _emulator_statements(kind, request)[sent:]
         truth = synced.truth_second
         sessions = synced.sandbox.sessions()
 
@@ -42,6 +62,8 @@ def test_models_build_pass_their_tests_and_match_the_truth(
     declared = sum(len(model.tests) for model in load_models())
     assert len(checks) == declared > 0
     assert [c.check_name for c in checks if not c.passed] == []
+    if kind == "snowflake":
+        _assert_snowflake_statements(received)
 
     live = [row for row in truth if row["state"] == "live"]
 

@@ -93,3 +93,30 @@ def test_unusable_models_are_refused_naming_the_file(
         (tmp_path / name).write_text(text)
     with pytest.raises(SqlModelError, match=message.replace(".", r"\.")):
         load_models(tmp_path)
+
+
+def test_models_transpile_to_snowflake_names_and_epochs(tmp_path: Path) -> None:
+    # Snowflake keeps unquoted names in upper case: what Postgres folds to lower case is
+    # written unquoted (a reserved word quoted in upper case), other quoted names stay.
+    (tmp_path / "m.sql").write_text(
+        'select c.connection_id as "Connection ID", c."state", c.stale as "order",\n'
+        "    extract(epoch from (r.as_of - c.last_synced_at)) / 3600.0 as hours\n"
+        "from finch_connections as c cross join finch_sync_runs as r"
+    )
+    (tmp_path / "models.yml").write_text(
+        "models:\n  m:\n    materialized: table\n    columns:\n      state: [not_null]\n"
+    )
+    [model] = load_models(tmp_path)
+    statement = build_statement(model, "finch", "snowflake")
+    assert statement.startswith(
+        'CREATE OR REPLACE TABLE finch.m AS SELECT c.connection_id AS "Connection ID", '
+        'c.state, c.stale AS "ORDER", ((DATE_PART(EPOCH_MICROSECOND, r.as_of) - '
+        "DATE_PART(EPOCH_MICROSECOND, c.last_synced_at)) / 1000000) / 3600.0 AS hours "
+    )
+    assert "FROM finch.finch_connections AS c CROSS JOIN finch.finch_sync_runs AS r" in statement
+    assert check_statement(model, model.tests[0], "finch", "snowflake") == (
+        "SELECT COUNT(*) FROM (SELECT * FROM finch.m WHERE state IS NULL) AS failing"
+    )
+    # The other warehouses keep Postgres' quoting and epoch arithmetic.
+    duckdb = build_statement(model, "finch", "duckdb")
+    assert duckdb.startswith('CREATE TABLE "finch"."m" AS ') and '"order"' in duckdb

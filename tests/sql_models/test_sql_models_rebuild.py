@@ -1,5 +1,5 @@
 """Models build on empty tables (no sync data, no session ledger), rebuild in place, and may
-switch between view and table, on DuckDB and Postgres."""
+switch between view and table, on DuckDB, Postgres and Snowflake (the fakesnow emulator)."""
 
 import shutil
 from pathlib import Path
@@ -8,22 +8,23 @@ import pytest
 import sqlalchemy as sa
 from sql_model_helpers import (
     MODEL_NAMES,
+    kind_resource,
     materialize_models,
     materialized_keys,
     read_relation,
-    warehouse_resource,
 )
 
+from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.sql_models import default_models_dir
-from connections_pipeline.warehouse import Warehouse
+from connections_pipeline.sql_models.statements import relation
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+@pytest.mark.parametrize("kind", ["duckdb", "postgres", "snowflake"])
 def test_models_rebuild_and_switch_materialization(
-    kind: str, tmp_path: Path, postgres_url: str
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    resource = warehouse_resource(kind, tmp_path, postgres_url)
-    with Warehouse(resource.url, resource.schema_name) as warehouse:
+    resource = kind_resource(kind, tmp_path, request)
+    with resource.open() as warehouse:
         warehouse.ensure_tables()
 
     first = materialize_models(resource)
@@ -59,13 +60,7 @@ def test_models_rebuild_and_switch_materialization(
     assert "needs_action" not in columns and "Company Name" in columns
 
 
-def _columns(resource, name: str) -> list[str]:
-    engine = sa.create_engine(Warehouse(resource.url, resource.schema_name).url)
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(
-                sa.text(f'SELECT * FROM "{resource.schema_name}"."{name}" WHERE 1 = 0')
-            )
-            return list(result.keys())
-    finally:
-        engine.dispose()
+def _columns(resource: WarehouseResource, name: str) -> list[str]:
+    with resource.open() as warehouse, warehouse._connect(transaction=False) as connection:
+        target = relation(name, resource.schema_name, warehouse.dialect)
+        return list(connection.execute(sa.text(f"SELECT * FROM {target} WHERE 1 = 0")).keys())
