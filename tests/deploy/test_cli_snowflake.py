@@ -6,6 +6,7 @@ run again, and never print the warehouse password."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
-from cli_helpers import start_run
+from cli_helpers import BIN, cli_env, home_of, start_run
 from polars.testing import assert_frame_equal
 from sandbox.sandbox_helpers import cli_server
 
@@ -57,6 +58,8 @@ class Landed:
     history: tuple[pl.DataFrame, pl.DataFrame]
     duckdb_current: pl.DataFrame
     sync_runs: pl.DataFrame
+    models: subprocess.CompletedProcess[str]
+    model_rows: dict[str, int]
 
 
 def run_cli(folder: Path, **settings: str) -> Run:
@@ -114,6 +117,31 @@ def landed(
             current_second = warehouse.read_current()
             history_second = warehouse.read_table(CONNECTIONS_HISTORY)
             sync_runs = warehouse.read_table(SYNC_RUNS)
+        # The SQL models, as README says to build them, on the runs' own instance.
+        models = subprocess.run(
+            [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "connections_pipeline.definitions",
+                "--select",
+                "group:sql_models",
+            ],
+            cwd=snowflake_folder,
+            env=cli_env(DAGSTER_HOME=str(home_of(snowflake_folder)), **on_snowflake),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        with (
+            Warehouse(snowflake_url, connect_args=snowflake_emulator.connect_args) as warehouse,
+            warehouse._engine.connect() as connection,
+        ):
+            model_rows = {
+                name: connection.exec_driver_sql(f"SELECT COUNT(*) FROM finch.{name}").scalar_one()
+                for name in ("connections", "needs_action_queue", "provider_health")
+            }
     yield Landed(
         password=password,
         database=database,
@@ -124,6 +152,8 @@ def landed(
         history=(history_first, history_second),
         duckdb_current=duckdb_current,
         sync_runs=sync_runs,
+        models=models,
+        model_rows=model_rows,
     )
 
 
@@ -169,3 +199,14 @@ def test_the_snowflake_password_is_never_printed(landed: Landed) -> None:
     kept = [path for path in landed.folder.rglob("*") if path.is_file()]
     assert any(path.name == "connections-pipeline.log" for path in kept)
     assert [path for path in kept if landed.password.encode() in path.read_bytes()] == []
+
+
+def test_dagster_builds_every_sql_model_on_snowflake_and_its_checks_pass(landed: Landed) -> None:
+    printed = landed.models.stdout + landed.models.stderr
+    assert landed.models.returncode == 0, printed[-3000:]
+    # Blocking checks: a failing one fails its model's step and the command.
+    assert "ASSET_CHECK_EVALUATION" in printed
+    assert "RUN_SUCCESS" in printed
+    # The Dashboard-shaped model holds one row per connection the sync loaded.
+    assert landed.model_rows["connections"] == landed.current[1].height
+    assert landed.password not in printed
