@@ -5,12 +5,13 @@ import multiprocessing
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 import crash_worker
+import sqlalchemy as sa
 from sync.sync_helpers import table_contents
 from table_checksums import table_checksums
 
@@ -24,25 +25,47 @@ FINISH_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
+class Target:
+    """A warehouse the sync writes to: its URL, schema and (Snowflake) connect args JSON."""
+
+    url: str
+    schema: str
+    connect_args: str | None = None
+
+    def open(self) -> Warehouse:
+        return Warehouse(self.url, schema=self.schema, connect_args=self.connect_args)
+
+
+@dataclass(frozen=True)
 class WholeRun:
     statements: int
     load_from: int
 
 
-def _sync(answer: Connection, arguments: tuple[str, str, str, str], kill_at: int | None) -> None:
+def _sync(
+    answer: Connection, base_url: str, target: Target, run_id: str, kill_at: int | None
+) -> None:
     try:
-        answer.send(crash_worker.main(*arguments, kill_at=kill_at))
+        said = crash_worker.main(
+            base_url,
+            target.url,
+            target.schema,
+            run_id,
+            kill_at=kill_at,
+            connect_args=target.connect_args,
+        )
+        answer.send(said)
     except BaseException:
         answer.send(traceback.format_exc())
         raise
 
 
 def start_sync(
-    base_url: str, url: str, schema: str, run_id: str, kill_at: int | None = None
+    base_url: str, target: Target, run_id: str, kill_at: int | None = None
 ) -> tuple[BaseProcess, Connection]:
     """A sync in a child process (see crash_worker.py), and where its last words arrive."""
     answer, send = FORKS.Pipe(duplex=False)
-    child = FORKS.Process(target=_sync, args=(send, (base_url, url, schema, run_id), kill_at))
+    child = FORKS.Process(target=_sync, args=(send, base_url, target, run_id, kill_at))
     child.start()
     send.close()
     return child, answer
@@ -57,9 +80,9 @@ def _finish(child: BaseProcess) -> int:
     return child.exitcode
 
 
-def run_whole(base_url: str, url: str, schema: str, run_id: str) -> WholeRun:
+def run_whole(base_url: str, target: Target, run_id: str) -> WholeRun:
     """Run one sync to the end in a child process; how many SQL statements it sent."""
-    child, answer = start_sync(base_url, url, schema, run_id)
+    child, answer = start_sync(base_url, target, run_id)
     said = ""
     if answer.poll(FINISH_SECONDS):
         with contextlib.suppress(EOFError):  # it died without a word
@@ -70,39 +93,65 @@ def run_whole(base_url: str, url: str, schema: str, run_id: str) -> WholeRun:
     return WholeRun(statements=int(words[1]), load_from=int(words[3]))
 
 
-def kill_at_statement(base_url: str, url: str, schema: str, run_id: str, statement: int) -> int:
+@contextlib.contextmanager
+def detached_transactions_aborted(target: Target) -> Iterator[None]:
+    """On Snowflake, abort what a killed sync left open once it is dead.
+
+    A client that dies leaves its session's transaction detached on the server, holding its
+    locks; Snowflake aborts and rolls it back once it has blocked another transaction's lock
+    for 5 minutes (docs.snowflake.com/en/sql-reference/transactions#aborting-transactions).
+    The emulator never does: the next run's DELETE meets DuckDB's "Conflict on tuple
+    deletion", answered as HTTP 500, which the connector retries for minutes. So the sessions
+    the child opened are closed here (closing rolls back), as Snowflake would abort them,
+    without the wait. The emulator runs in this process (tests/snowflake_emulator.py)."""
+    if sa.make_url(target.url).get_backend_name() != "snowflake":
+        yield
+        return
+    from fakesnow import server  # the emulator's sessions, by login token
+
+    before = set(server.sessions)
+    try:
+        yield
+    finally:
+        for token in set(server.sessions) - before:
+            server.sessions.pop(token).close()
+
+
+def kill_at_statement(base_url: str, target: Target, run_id: str, statement: int) -> int:
     """Run a sync that SIGKILLs itself before its `statement`th SQL statement; its exit code."""
-    child, _ = start_sync(base_url, url, schema, run_id, kill_at=statement)
-    return _finish(child)
+    with detached_transactions_aborted(target):
+        child, _ = start_sync(base_url, target, run_id, kill_at=statement)
+        return _finish(child)
 
 
 def kill_after_requests(
-    base_url: str, url: str, schema: str, run_id: str, requests_seen: Callable[[], int], after: int
+    base_url: str, target: Target, run_id: str, requests_seen: Callable[[], int], after: int
 ) -> int:
     """Start a sync and SIGKILL it from outside once Finch has answered `after` more requests."""
     start = requests_seen()
-    child, _ = start_sync(base_url, url, schema, run_id)
-    try:
-        while child.is_alive() and requests_seen() - start < after:
-            time.sleep(0.002)
-        child.kill()
-    finally:
-        child.join(60)
+    with detached_transactions_aborted(target):
+        child, _ = start_sync(base_url, target, run_id)
+        try:
+            while child.is_alive() and requests_seen() - start < after:
+                time.sleep(0.002)
+            child.kill()
+        finally:
+            child.join(60)
     return child.exitcode
 
 
-def checksums(url: str, schema: str) -> dict[str, str]:
+def checksums(target: Target) -> dict[str, str]:
     """`table_checksums` of the warehouse, run-effort columns left out.
 
     Opens and closes its own connection: a DuckDB file admits one writing process at a time.
     """
-    with Warehouse(url, schema=schema) as warehouse:
+    with target.open() as warehouse:
         return table_checksums(warehouse)
 
 
-def exact_tables(url: str, schema: str) -> dict[str, list[tuple]]:
+def exact_tables(target: Target) -> dict[str, list[tuple]]:
     """Every row of every warehouse table, nothing left out, in a stable order."""
-    with Warehouse(url, schema=schema) as warehouse:
+    with target.open() as warehouse:
         return table_contents(warehouse)
 
 

@@ -2,6 +2,8 @@
 
     python crash_worker.py BASE_URL WAREHOUSE_URL SCHEMA RUN_ID [KILL_AT_STATEMENT]
 
+(the driver's connect args JSON, for Snowflake, from CONNECTIONS_WAREHOUSE_CONNECT_ARGS)
+
 The tests call `main` in a process forked from a server that imported this module once
 (crash_helpers.py): the same sync in a process of its own, without paying the pipeline's
 imports again for each of the dozens of kills.
@@ -11,6 +13,11 @@ commit (counted over everything the sync sends, reads included), the way a node 
 mid-load would stop it. Without it the sync runs to the end and prints
 "statements <n> load_from <m>": how many statements a whole run sends and how many came
 before its writes, the range the tests draw kill points from.
+
+Only statements sent through SQLAlchemy are counted: on Snowflake the bulk path's PUT and
+COPY INTO (and the session setup before a transaction) run on the raw driver cursor, which
+`before_cursor_execute` does not see. A kill then lands between SQLAlchemy statements, still
+inside the load; the kill points and the whole run's count are counted the same way.
 """
 
 import os
@@ -25,9 +32,17 @@ from connections_pipeline.resources import FinchResource, TokenSourceResource
 from connections_pipeline.warehouse import Warehouse
 
 TIME_SCALE = 0.01
+CONNECT_ARGS_ENV = "CONNECTIONS_WAREHOUSE_CONNECT_ARGS"
 
 
-def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None) -> str:
+def main(
+    base_url: str,
+    url: str,
+    schema: str,
+    run_id: str,
+    kill_at: int | None,
+    connect_args: str | None = None,
+) -> str:
     """Run the sync; "statements <n> load_from <m>" when it ran to the end."""
     sent = 0
 
@@ -49,7 +64,7 @@ def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None)
     finch = FinchResource(
         base_url=base_url, time_scale=TIME_SCALE, timeout_seconds=5.0, max_attempts=4
     )
-    with Warehouse(url, schema=schema) as warehouse:
+    with Warehouse(url, schema=schema, connect_args=connect_args) as warehouse:
         sync_with_resources(
             run_id,
             finch,
@@ -62,4 +77,5 @@ def main(base_url: str, url: str, schema: str, run_id: str, kill_at: int | None)
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    print(main(*arguments[:4], kill_at=int(arguments[4]) if len(arguments) > 4 else None))
+    kill_at = int(arguments[4]) if len(arguments) > 4 else None
+    print(main(*arguments[:4], kill_at=kill_at, connect_args=os.environ.get(CONNECT_ARGS_ENV)))
