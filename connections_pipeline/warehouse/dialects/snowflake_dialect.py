@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import sqlalchemy as sa
 from snowflake.connector.errors import Error as SnowflakeError
 from sqlalchemy.engine import URL
@@ -215,14 +214,21 @@ def read_select(connection: sa.Connection, query: sa.Select, schema: pl.Schema) 
     wrapped = sa.select(
         *(_transport_column(subquery.c[name], dtype).label(name) for name, dtype in schema.items())
     )
-    result = connection.execute(wrapped)
-    try:
-        arrow: pa.Table | None = result.cursor.fetch_arrow_all()
-    finally:
-        result.close()
-    if arrow is None:
+    # Rows, not the connector's Arrow fetch: that one needs pandas, and pandas installed
+    # makes every process importing pandera (the code location, each run) seconds slower.
+    rows = connection.execute(wrapped).all()
+    if not rows:
         return pl.DataFrame(schema=schema)
-    frame = pl.from_arrow(arrow)
+    transport = {
+        name: pl.Int64 if isinstance(dtype, pl.Datetime) else None for name, dtype in schema.items()
+    }
+    frame = pl.DataFrame(
+        [tuple(row) for row in rows],
+        schema=list(schema.names()),
+        schema_overrides={name: dtype for name, dtype in transport.items() if dtype},
+        orient="row",
+        infer_schema_length=None,
+    )
     frame = frame.rename(dict(zip(frame.columns, schema.names(), strict=True)))
     return typed(
         frame.with_columns(
