@@ -205,7 +205,7 @@ def create_warehouse_engine(
     backend = url.get_backend_name()
     if backend != "duckdb":
         dialect = dialect_named(backend)
-        arguments = {**getattr(dialect, "default_connect_args", dict)(), **(connect_args or {})}
+        arguments = {**dialect.default_connect_args(), **(connect_args or {})}
         return sa.create_engine(url, connect_args=arguments, **dialect.engine_options(url))
     path = duckdb_file(url)
     if path is None:

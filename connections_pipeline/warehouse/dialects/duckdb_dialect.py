@@ -28,6 +28,10 @@ def engine_options(url: URL) -> dict[str, Any]:
     return {}
 
 
+def default_connect_args() -> dict[str, Any]:
+    return {}
+
+
 def check_url(url: URL) -> URL:
     return url
 

@@ -41,6 +41,10 @@ def engine_options(url: URL) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
+def default_connect_args() -> dict[str, Any]:
+    return {}
+
+
 def check_url(url: URL) -> URL:
     if not url.database:
         raise ValueError("names no database")

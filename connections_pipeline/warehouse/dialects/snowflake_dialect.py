@@ -229,7 +229,6 @@ def read_select(connection: sa.Connection, query: sa.Select, schema: pl.Schema) 
         orient="row",
         infer_schema_length=None,
     )
-    frame = frame.rename(dict(zip(frame.columns, schema.names(), strict=True)))
     return typed(
         frame.with_columns(
             pl.from_epoch(pl.col(name), time_unit="us").dt.replace_time_zone("UTC")
