@@ -335,3 +335,24 @@ def step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float
     ]
     assert starts and ends, f"run {run_id} has no finished step"
     return min(starts), max(ends)
+
+
+def materialized_at(instance: dg.DagsterInstance, run_id: str, key: str) -> float:
+    """When run `run_id` materialized asset `key`. A follower run may be created as soon as
+    this happens, before the run itself has ended (its end time is recorded later)."""
+    times = [
+        event.timestamp
+        for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if event.asset_materialization.asset_key == dg.AssetKey(key)
+    ]
+    assert times, f"run {run_id} materialized no {key}"
+    return min(times)
+
+
+def exported_syncs(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    """The sync runs whose snapshots export run `run_id` wrote (its `sync_run_id`)."""
+    return {
+        event.asset_materialization.metadata["sync_run_id"].value
+        for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if event.asset_materialization.asset_key == dg.AssetKey(EXPORT_ASSET)
+    }

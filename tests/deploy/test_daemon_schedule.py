@@ -14,6 +14,7 @@ from deploy_helpers import (
     deployment,
     export_runs,
     finished,
+    materialized_at,
     refreshed,
     sync_runs,
 )
@@ -64,7 +65,9 @@ def test_scheduled_sync_is_followed_by_one_export_run_and_the_sql_models(
         )[0]
         for follower in (export, models):
             assert follower.dagster_run.status.value == "SUCCESS", deployed.tail()
-            assert follower.create_timestamp.timestamp() >= sync.end_time
+            assert follower.create_timestamp.timestamp() >= materialized_at(
+                instance, sync.dagster_run.run_id, "finch_connections"
+            )
             assert follower.dagster_run.tags.get("dagster/sensor_name")
         # One export run for the sync, over every state partition; every model rebuilt.
         assert len(export_runs(instance)) == 1

@@ -15,6 +15,7 @@ from deploy_helpers import (
     SCHEMA,
     deployment,
     export_runs,
+    exported_syncs,
     finished,
     sync_runs,
 )
@@ -98,13 +99,15 @@ def test_the_daemon_turns_a_webhook_into_a_targeted_sync_followed_by_the_exports
         assert targeted.dagster_run.status.value == "SUCCESS", deployed.tail()
         assert targeted.dagster_run.tags.get("dagster/sensor_name") == "finch_webhook_events"
         stats = admin.get("/_sandbox/stats").json()
+        # The export of the targeted sync's snapshot (it may start before that run has ended).
+        targeted_id = targeted.dagster_run.run_id
         follower = deployed.wait_for(
             "an export run after the targeted sync",
             lambda: (
                 [
                     r
                     for r in export_runs(instance)
-                    if r.create_timestamp.timestamp() >= targeted.end_time and finished(r)
+                    if finished(r) and targeted_id in exported_syncs(instance, r.dagster_run.run_id)
                 ]
                 or None
             ),

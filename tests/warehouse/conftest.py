@@ -1,4 +1,11 @@
-"""A `warehouse` fixture that runs every warehouse test on DuckDB and on PostgreSQL."""
+"""A `warehouse` fixture that runs every warehouse test on DuckDB and on PostgreSQL, and
+those marked `snowflake` on the Snowflake emulator too.
+
+The Snowflake emulator answers each statement through a SQL transpiler, at a few times the
+CPU of the other two: it runs the tests whose path differs by dialect (bulk writes, staged
+rows, writes by key, reads, DDL and migration, transactions), not every one that merely
+shares those paths.
+"""
 
 import secrets
 from collections.abc import Callable, Iterator
@@ -10,7 +17,16 @@ from frames import Target
 from connections_pipeline.warehouse import Warehouse
 
 
-@pytest.fixture(params=["duckdb", "postgres", "snowflake"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "warehouse_target" not in metafunc.fixturenames:
+        return
+    targets = ["duckdb", "postgres"]
+    if metafunc.definition.get_closest_marker("snowflake"):
+        targets.append("snowflake")
+    metafunc.parametrize("warehouse_target", targets, indirect=True)
+
+
+@pytest.fixture
 def warehouse_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "duckdb":
         return Target(f"duckdb:///{tmp_path / 'db' / 'warehouse.duckdb'}", "finch")

@@ -68,6 +68,7 @@ def test_failed_load_leaves_every_table_as_before(warehouse: Warehouse, failure:
     assert (summary.inserted, summary.updated, summary.deleted) == (1, 2, 1)
 
 
+@pytest.mark.snowflake
 def test_failure_after_the_last_write_rolls_back_everything(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,6 +89,7 @@ def test_failure_after_the_last_write_rolls_back_everything(
     assert_same_tables(before, all_tables(warehouse))
 
 
+@pytest.mark.snowflake
 def test_concurrent_reader_sees_old_snapshot_until_commit(
     warehouse_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -93,7 +93,8 @@ def test_wrong_credentials_error_is_scrubbed(postgres_url: str) -> None:
     warehouse.dispose()
 
 
-def test_check_connection_succeeds_on_both(warehouse: Warehouse) -> None:
+@pytest.mark.snowflake
+def test_check_connection_succeeds(warehouse: Warehouse) -> None:
     warehouse.check_connection()
 
 

@@ -4,6 +4,7 @@ waits until marked, and is marked once; the queue is replaced whole."""
 import datetime as dt
 
 import polars as pl
+import pytest
 from frames import at
 
 from connections_pipeline.warehouse import Warehouse
@@ -21,6 +22,7 @@ def _event(event_id: str, received: dt.datetime) -> dict:
     }
 
 
+@pytest.mark.snowflake
 def test_an_event_is_stored_once_and_marked_once(warehouse: Warehouse) -> None:
     assert warehouse.store_webhook_event(_event("evt-1", at(0)))
     assert warehouse.store_webhook_event(_event("evt-2", at(1)))
@@ -44,6 +46,7 @@ def test_an_event_is_stored_once_and_marked_once(warehouse: Warehouse) -> None:
     )
 
 
+@pytest.mark.snowflake
 def test_the_reauth_queue_is_replaced_whole(warehouse: Warehouse) -> None:
     def queue(connection_ids: list[str], days: list[int]) -> pl.DataFrame:
         rows = len(connection_ids)

@@ -25,6 +25,7 @@ def versions(warehouse: Warehouse, key: str) -> list[tuple]:
     return rows.select("valid_from", "valid_to", "is_current", "run_id").rows()
 
 
+@pytest.mark.snowflake
 def test_first_load_fills_every_table(warehouse: Warehouse) -> None:
     summary = warehouse.load_run(
         run(
@@ -57,6 +58,7 @@ def test_first_load_fills_every_table(warehouse: Warehouse) -> None:
     ]
 
 
+@pytest.mark.snowflake
 def test_rerunning_the_same_run_changes_nothing(warehouse: Warehouse) -> None:
     load = run(
         "r1",
@@ -89,6 +91,7 @@ def test_unchanged_rows_keep_the_run_that_last_changed_them(warehouse: Warehouse
     assert versions(warehouse, "b") == [(at(0), None, True, "r1")]
 
 
+@pytest.mark.snowflake
 def test_snapshot_is_replaced_and_vanished_keys_are_closed(warehouse: Warehouse) -> None:
     warehouse.load_run(run("r1", at(0), [connection_row("a"), connection_row("b")]))
     summary = warehouse.load_run(run("r2", at(1), [connection_row("b"), connection_row("c")]))
@@ -201,6 +204,7 @@ def test_empty_snapshot_closes_everything(warehouse: Warehouse) -> None:
     assert versions(warehouse, "a") == [(at(0), at(1), False, "r1"), (at(2), None, True, "r3")]
 
 
+@pytest.mark.snowflake
 def test_entities_are_replaced_per_connection_present(warehouse: Warehouse) -> None:
     warehouse.load_run(
         run(
@@ -253,6 +257,7 @@ def test_entities_of_a_connection_that_left_live_are_removed(warehouse: Warehous
     ]
 
 
+@pytest.mark.snowflake
 def test_tokens_are_upserted_keeping_the_earliest_first_seen(warehouse: Warehouse) -> None:
     warehouse.load_run(
         run("r1", at(0), [connection_row("a")], token_rows=(token_row("fp-1", "a", at(0)),))

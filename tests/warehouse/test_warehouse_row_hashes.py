@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import polars as pl
+import pytest
 from frames import all_tables, assert_same_tables, at, connection_row, run
 
 from connections_pipeline.warehouse import CONNECTIONS, Warehouse
@@ -54,6 +55,7 @@ def test_a_load_by_hashes_ends_as_a_full_comparison_does(
     assert _hashed_keys(full) == ["a", "b", "c", "d", "f", "g"]
 
 
+@pytest.mark.snowflake
 def test_rows_whose_hash_is_unchanged_are_not_read_back(warehouse: Warehouse) -> None:
     warehouse.load_run(run("r1", at(0), FIRST))
     current = warehouse.tables[CONNECTIONS]

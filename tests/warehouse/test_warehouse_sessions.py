@@ -50,6 +50,7 @@ def sessions(*rows: dict) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=polars_schema(CONNECT_SESSIONS), orient="row")
 
 
+@pytest.mark.snowflake
 def test_import_adds_new_sessions_and_never_rewrites_inputs(warehouse: Warehouse) -> None:
     assert warehouse.import_sessions(sessions(session("s1"), session("s2"))) == 2
     added = warehouse.import_sessions(
@@ -75,6 +76,7 @@ def test_import_accepts_a_frame_without_progress_columns(warehouse: Warehouse) -
         warehouse.import_sessions(sessions(session("s9"), session("s9")))
 
 
+@pytest.mark.snowflake
 def test_progress_updates_only_the_progress_columns(warehouse: Warehouse) -> None:
     warehouse.import_sessions(sessions(session("s1"), session("s2"), session("s3")))
     before = warehouse.read_sessions()
@@ -170,6 +172,7 @@ def _run_with_ledger_and_raw(**changes: object) -> object:
     )
 
 
+@pytest.mark.snowflake
 def test_a_run_writes_its_sessions_and_raw_responses_in_its_load(warehouse: Warehouse) -> None:
     warehouse.import_sessions(sessions(session("s1")))
     warehouse.load_run(_run_with_ledger_and_raw())

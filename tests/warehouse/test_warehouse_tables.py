@@ -43,6 +43,7 @@ def test_connection_columns_are_the_documented_ones() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.snowflake
 @pytest.mark.parametrize("table", sorted(TABLE_COLUMNS))
 def test_every_table_reads_back_empty_with_its_schema(warehouse: Warehouse, table: str) -> None:
     stored = warehouse.read_table(table)
@@ -50,6 +51,7 @@ def test_every_table_reads_back_empty_with_its_schema(warehouse: Warehouse, tabl
     assert stored.schema == empty_frame(table).schema
 
 
+@pytest.mark.snowflake
 def test_ensure_tables_is_idempotent(warehouse: Warehouse) -> None:
     warehouse.load_run(run("r1", at(0), [connection_row("a")]))
     before = warehouse.read_current()
@@ -58,6 +60,7 @@ def test_ensure_tables_is_idempotent(warehouse: Warehouse) -> None:
     assert_frame_equal(warehouse.read_current(), before)
 
 
+@pytest.mark.snowflake
 def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) -> None:
     warehouse = warehouse_target.open()
     schema = warehouse_target.schema
@@ -102,6 +105,7 @@ def test_missing_columns_are_added_to_existing_tables(warehouse_target: Target) 
     warehouse.dispose()
 
 
+@pytest.mark.snowflake
 def test_values_round_trip_exactly(warehouse: Warehouse) -> None:
     tricky = connection_row(
         'k,1"',
