@@ -40,6 +40,7 @@ from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -114,6 +115,7 @@ def _definitions(base_url: str, warehouse_url: str) -> dg.Definitions:
             "token_source": TokenSourceResource(kind="sandbox"),
             "warehouse": WarehouseResource(url=warehouse_url),
             "sync_guard": SyncGuardResource(),
+            "notifier": NotifierResource(),
         },
     )
 

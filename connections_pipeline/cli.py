@@ -57,7 +57,61 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run_sync)
     _add_connect_link(commands)
     _add_webhooks(commands)
+    _add_notify(commands)
     return parser
+
+
+def _add_notify(commands: argparse._SubParsersAction) -> None:
+    notify = commands.add_parser(
+        "notify", help="notifications: CONNECTIONS_NOTIFY_RUNS, _NEEDS_ACTION and _EXPORTS"
+    )
+    actions = notify.add_subparsers(dest="action", required=True)
+    test = actions.add_parser(
+        "test",
+        help="send one test message to every configured URL and print, per URL (its secrets "
+        "masked), whether it was delivered",
+    )
+    test.set_defaults(handler=_notify_test)
+    _refuse_in_one_line(test, "notify test")
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    """Exit 0 when every URL took the message, 1 when one did not, 2 for a bad setting."""
+    from datetime import UTC, datetime
+
+    from connections_pipeline.notify.delivery import send
+    from connections_pipeline.notify.destinations import CHANNEL_SETTINGS
+    from connections_pipeline.notify.messages import test_message
+    from connections_pipeline.settings import SettingError, notifier_resource
+
+    try:
+        notifier = notifier_resource(os.environ)
+    except SettingError as exc:
+        print(f"notify test: {exc}", file=sys.stderr)
+        return EXIT_SETTING
+    found = notifier.all_destinations()
+    if not found:
+        names = ", ".join(CHANNEL_SETTINGS.values())
+        print(f"notify test: no notification URL is set ({names})", file=sys.stderr)
+        return EXIT_SETTING
+    message = test_message(datetime.now(UTC))
+    undelivered = 0
+    # Apprise explains failures in its own log lines; the outcome per URL is printed here.
+    logging.getLogger("apprise").addHandler(logging.NullHandler())
+    logging.getLogger("apprise").propagate = False
+    for destination in found:
+        error = send(
+            destination,
+            message.subject,
+            message.body,
+            [],
+            timeout_seconds=notifier.timeout_seconds,
+            attach_max_mb=notifier.attach_max_mb,
+        )
+        undelivered += error is not None
+        outcome = "delivered" if error is None else f"NOT delivered: {error}"
+        print(f"{CHANNEL_SETTINGS[destination.channel]}: {destination.shown}: {outcome}")
+    return EXIT_FAILED if undelivered else 0
 
 
 def _add_webhooks(commands: argparse._SubParsersAction) -> None:

@@ -11,15 +11,18 @@ from connections_pipeline.assets.connect_links import (
     reauth_job,
 )
 from connections_pipeline.assets.exports import EXPORT_GROUP, finch_connections_csv
+from connections_pipeline.assets.notifications import NOTIFICATION_TABLES
 from connections_pipeline.assets.report import REPORT_GROUP, finch_connections_report
 from connections_pipeline.assets.sql_models import sql_model_assets
 from connections_pipeline.assets.sync import SOURCE_ASSETS, SYNC_GROUP, sync_finch_connections
 from connections_pipeline.automation import automation_sensor
 from connections_pipeline.dead_run_sensor import dead_run_sensor
+from connections_pipeline.notification_sensor import notifications_sensor
 from connections_pipeline.settings import (
     build_resources,
     check_instance_storage_url,
     freshness_hours,
+    notifications_configured,
     sync_cron,
     webhook_sensor_seconds,
     webhooks_configured,
@@ -61,6 +64,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[
             *SOURCE_ASSETS,
+            *NOTIFICATION_TABLES,
             with_freshness_policy(sync_finch_connections, _sync_freshness(env)),
             finch_connections_csv,
             finch_connections_report,
@@ -79,7 +83,8 @@ def defs() -> dg.Definitions:
         ],
         # The exports and SQL models follow each sync through their automation conditions;
         # webhook events start targeted syncs of the connections they name; dead runs give
-        # their pool slot back.
+        # their pool slot back; notifications that could not be sent when their run ended are
+        # sent again.
         sensors=[
             automation_sensor(),
             webhook_sensor(
@@ -90,6 +95,12 @@ def defs() -> dg.Definitions:
                 else dg.DefaultSensorStatus.STOPPED,
             ),
             dead_run_sensor(),
+            notifications_sensor(
+                freshness_hours(env),
+                dg.DefaultSensorStatus.RUNNING
+                if notifications_configured(env)
+                else dg.DefaultSensorStatus.STOPPED,
+            ),
         ],
         resources=build_resources(env),
     )

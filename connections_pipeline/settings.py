@@ -11,14 +11,20 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from connections_pipeline.notify.destinations import CHANNEL_SETTINGS, destinations
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
 )
 from connections_pipeline.resources.export_destination import DEFAULT_EXPORT_URL
+from connections_pipeline.resources.notifier import (
+    DEFAULT_ATTACH_MAX_MB,
+    DEFAULT_NOTIFY_TIMEOUT_SECONDS,
+)
 from connections_pipeline.resources.sync_guard import (
     COMPANY_SHARE_SETTING,
     DEADLINE_SETTING,
@@ -97,6 +103,14 @@ EXPORT_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_EXPORT_STORAGE_OPTIONS": ("storage_options", None),
 }
 
+# Apprise URLs per channel (they hold secrets: bound as EnvVars, never shown).
+NOTIFY_SETTINGS: dict[str, tuple[str, Any]] = {
+    **{setting: (channel, None) for channel, setting in CHANNEL_SETTINGS.items()},
+    "CONNECTIONS_NOTIFY_ATTACH_MAX_MB": ("attach_max_mb", DEFAULT_ATTACH_MAX_MB),
+    "CONNECTIONS_NOTIFY_TIMEOUT_SECONDS": ("timeout_seconds", DEFAULT_NOTIFY_TIMEOUT_SECONDS),
+    "DAGSTER_WEBSERVER_URL": ("webserver_url", None),
+}
+
 
 class SettingError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
@@ -171,10 +185,42 @@ def _check_warehouse(env: Mapping[str, str]) -> None:
         raise SettingError(str(exc)) from None
 
 
+def _check_notify(env: Mapping[str, str]) -> None:
+    """Every notification URL must be one Apprise can use: a typo found at the first held
+    run would be an alert nobody gets."""
+    for channel, setting in CHANNEL_SETTINGS.items():
+        try:
+            destinations(setting, env.get(setting), channel)
+        except ValueError as exc:
+            raise SettingError(str(exc)) from None
+
+
+def notifications_configured(env: Mapping[str, str]) -> bool:
+    return any(env.get(setting) for setting in CHANNEL_SETTINGS.values())
+
+
+def notifier_resource(env: Mapping[str, str]) -> NotifierResource:
+    """The notifier with plain values, for a command outside Dagster (`notify test`)."""
+    _check_notify(env)
+    return NotifierResource(
+        **{
+            field: env[name] if env.get(name) else default
+            for name, (field, default) in NOTIFY_SETTINGS.items()
+            if not isinstance(default, float)
+        },
+        **{
+            field: _number(name, env[name], float) if env.get(name) else default
+            for name, (field, default) in NOTIFY_SETTINGS.items()
+            if isinstance(default, float)
+        },
+    )
+
+
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     """Every resource, bound to the environment; SettingError naming the variable when a
     value cannot work, before anything is read or written."""
     _check_warehouse(env)
+    _check_notify(env)
     _check_token_source(env)
     _check_choices(env)
     freshness_hours(env)
@@ -186,6 +232,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
         "token_source": TokenSourceResource(**_bind(TOKEN_SOURCE_SETTINGS, env)),
         "warehouse": WarehouseResource(**_bind(WAREHOUSE_SETTINGS, env)),
         "export_destination": ExportDestinationResource(**_bind(EXPORT_SETTINGS, env)),
+        "notifier": NotifierResource(**_bind(NOTIFY_SETTINGS, env)),
     }
 
 

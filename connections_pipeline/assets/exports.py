@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
+from connections_pipeline.assets.notifications import notify_with_warehouse
 from connections_pipeline.assets.table_schemas import export_schema
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import (
@@ -26,8 +27,13 @@ from connections_pipeline.export import (
     export_state,
     latest_file_name,
 )
+from connections_pipeline.notify.messages import EXPORT, export_delivery
 from connections_pipeline.partitions import connection_state_partitions
-from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
+from connections_pipeline.resources import (
+    ExportDestinationResource,
+    NotifierResource,
+    WarehouseResource,
+)
 from connections_pipeline.warehouse import (
     CONNECTIONS,
     CONNECTIONS_COLUMNS,
@@ -102,6 +108,7 @@ def finch_connections_csv(
     config: CsvExportConfig,
     export_destination: ExportDestinationResource,
     warehouse: WarehouseResource,
+    notifier: NotifierResource,
 ) -> None:
     states = context.partition_keys
     try:
@@ -128,6 +135,8 @@ def finch_connections_csv(
         destination.display_url,
     )
     still_newest = newest_loaded_check(warehouse, snapshot["run_id"])
+    written_states: dict[str, dict[str, Any]] = {}
+    files: list[tuple[str, str]] = []
     for state in states:
         written = export_state(
             current, state, options, destination, snapshot["as_of"], still_newest
@@ -149,10 +158,15 @@ def finch_connections_csv(
                 written.path,
                 written.latest_path,
             )
-        context.add_asset_metadata(
-            _metadata(written, destination.is_local, options, exported_at, snapshot),
-            partition_key=state,
+        written_states[state] = _metadata(
+            written, destination.is_local, options, exported_at, snapshot
         )
+        files.append((f"{state}, {written.rows} rows", written.path))
+    # The files to the people who receive them; a failed delivery waits, the export stands.
+    delivery = export_delivery(EXPORT, context.run.run_id, files, snapshot["as_of"])
+    notified = notify_with_warehouse(context.log, notifier, warehouse, [delivery])
+    for state, metadata in written_states.items():
+        context.add_asset_metadata({**metadata, **notified}, partition_key=state)
 
 
 def newest_loaded_check(warehouse: WarehouseResource, run_id: str) -> Callable[[], bool]:

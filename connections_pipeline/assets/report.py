@@ -7,10 +7,16 @@ import dagster as dg
 
 from connections_pipeline.assets.exports import newest_loaded_check
 from connections_pipeline.assets.failures import no_snapshot_yet, setting_failure, snapshot_reads
+from connections_pipeline.assets.notifications import notify_with_warehouse
 from connections_pipeline.automation import AFTER_UPSTREAM
 from connections_pipeline.export import ISO_8601_UTC, ExportSettingError
 from connections_pipeline.export.report import ReportExport, Snapshot, export_report
-from connections_pipeline.resources import ExportDestinationResource, WarehouseResource
+from connections_pipeline.notify.messages import REPORT, export_delivery
+from connections_pipeline.resources import (
+    ExportDestinationResource,
+    NotifierResource,
+    WarehouseResource,
+)
 from connections_pipeline.warehouse import CONNECTIONS, SYNC_RUNS
 
 REPORT_ASSET = "finch_connections_report"
@@ -38,6 +44,7 @@ def finch_connections_report(
     context: dg.AssetExecutionContext,
     export_destination: ExportDestinationResource,
     warehouse: WarehouseResource,
+    notifier: NotifierResource,
 ) -> dg.MaterializeResult:
     try:
         destination = export_destination.open()
@@ -72,7 +79,13 @@ def finch_connections_report(
         snapshot.as_of.strftime(ISO_8601_UTC),
         written.path,
     )
-    return dg.MaterializeResult(metadata=_metadata(written, destination.is_local, snapshot))
+    delivery = export_delivery(
+        REPORT, context.run.run_id, [("HTML report", written.path)], snapshot.as_of
+    )
+    notified = notify_with_warehouse(context.log, notifier, warehouse, [delivery])
+    return dg.MaterializeResult(
+        metadata={**_metadata(written, destination.is_local, snapshot), **notified}
+    )
 
 
 def _not_loaded(loaded: dict[str, Any], latest: dict[str, Any] | None) -> str | None:

@@ -19,6 +19,11 @@ from connections_pipeline.assets.failures import (
     setting_failure,
 )
 from connections_pipeline.assets.metadata import progress_logger, sync_metadata
+from connections_pipeline.assets.notifications import (
+    digest_after_load,
+    notify,
+    notify_with_warehouse,
+)
 from connections_pipeline.assets.table_schemas import (
     ROW_COUNT,
     ROWS_CHANGED,
@@ -27,9 +32,11 @@ from connections_pipeline.assets.table_schemas import (
 )
 from connections_pipeline.finch import FinchConfigError
 from connections_pipeline.finch.config import FINCH_IP_WINDOW_SECONDS
+from connections_pipeline.notify.messages import failed_alert, held_alert, partial_alert
 from connections_pipeline.pools import FINCH_POOL
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -48,6 +55,7 @@ from connections_pipeline.warehouse import (
     QUARANTINE,
     RAW_RESPONSES,
     RUN_HELD,
+    RUN_PARTIAL,
     SYNC_RUNS,
     TOKENS,
     WEBHOOK_EVENTS,
@@ -71,6 +79,7 @@ CONNECTIONS_VALID = "connections_pass_schema"
 ENTITIES_VALID = "entities_pass_schema"
 TOKENS_ANSWERED = "every_token_answered"
 SNAPSHOT_TRUSTED = "snapshot_is_plausible"
+MAX_SYNC_RETRIES = 2
 
 SOURCES_GROUP = "finch_sources"
 TOKEN_SOURCE = "finch_token_source"
@@ -212,7 +221,9 @@ class SyncConfig(dg.Config):
     # A retry starts a new process whose pacer has forgotten what the failed attempt sent:
     # waiting out Finch's per-IP window first keeps the two from adding up to an IP block.
     retry_policy=dg.RetryPolicy(
-        max_retries=2, delay=FINCH_IP_WINDOW_SECONDS + 30, backoff=dg.Backoff.EXPONENTIAL
+        max_retries=MAX_SYNC_RETRIES,
+        delay=FINCH_IP_WINDOW_SECONDS + 30,
+        backoff=dg.Backoff.EXPONENTIAL,
     ),
     pool=FINCH_POOL,
 )
@@ -223,6 +234,49 @@ def sync_finch_connections(
     token_source: TokenSourceResource,
     warehouse: WarehouseResource,
     sync_guard: SyncGuardResource,
+    notifier: NotifierResource,
+):
+    try:
+        yield from _sync(context, config, finch, token_source, warehouse, sync_guard, notifier)
+    except Exception as exc:
+        # One alert per run: at its last attempt, and not for a held run (alerted as held).
+        if _final_failure(context, exc):
+            error = (
+                exc.description if isinstance(exc, dg.Failure) else f"{type(exc).__name__}: {exc}"
+            )
+            alert = failed_alert(
+                _run_key(context),
+                scrub_resources(str(error), finch, token_source, warehouse, notifier),
+                notifier.run_link(context.run.run_id),
+            )
+            notify_with_warehouse(context.log, notifier, warehouse, [alert])
+        raise
+
+
+def _run_key(context: dg.AssetExecutionContext) -> str:
+    """The run a message is about: the first of a re-executed run's chain, so re-executing
+    a failed run alerts once."""
+    return context.run.root_run_id or context.run.run_id
+
+
+def _final_failure(context: dg.AssetExecutionContext, exc: Exception) -> bool:
+    if isinstance(exc, dg.Failure):
+        cause = exc.metadata.get(FAILURE_CAUSE)
+        if cause is not None and cause.value == HELD_CAUSE:
+            return False
+        if not exc.allow_retries:
+            return True
+    return context.retry_number >= MAX_SYNC_RETRIES
+
+
+def _sync(
+    context: dg.AssetExecutionContext,
+    config: SyncConfig,
+    finch: FinchResource,
+    token_source: TokenSourceResource,
+    warehouse: WarehouseResource,
+    sync_guard: SyncGuardResource,
+    notifier: NotifierResource,
 ):
     try:
         settings = SyncSettings(
@@ -266,12 +320,27 @@ def sync_finch_connections(
         except SyncHeld as held:
             # Recorded as held; the previous snapshot stays and nothing downstream runs on it.
             yield _trust_check(held.result.verdict, held.result)
+            figures = _figures(held.result.verdict)
+            reason = held.result.sync_run["status_reason"] or str(held)
+            alert = held_alert(
+                _run_key(context), reason, figures, notifier.run_link(context.run.run_id)
+            )
+            notified = notify(context.log, notifier, store, [alert])
             raise dg.Failure(
                 description=str(held),
-                metadata={FAILURE_CAUSE: HELD_CAUSE, **_figures(held.result.verdict)},
+                metadata={FAILURE_CAUSE: HELD_CAUSE, **figures, **notified},
                 allow_retries=False,
             ) from None
         settled = _settle(context, store, work, started)
+        alerts = []
+        if result.status == RUN_PARTIAL:
+            reason = result.sync_run["status_reason"] or "some calls failed after retries"
+            figures = {"failed_tokens": result.token_outcomes.get("failed", 0)}
+            link = notifier.run_link(context.run.run_id)
+            alerts.append(partial_alert(_run_key(context), reason, figures, link))
+        notified = digest_after_load(
+            context.log, notifier, store, result.as_of, context.run.run_id, alerts
+        )
         # Rows in each table once the run's transaction committed, for `dagster/row_count`.
         row_counts = store.row_counts(SYNC_ASSETS)
         table_prefix = store.schema
@@ -285,6 +354,7 @@ def sync_finch_connections(
     if result.sync_run["status_reason"]:
         context.log.warning("Sync %s: %s", result.status, result.sync_run["status_reason"])
     metadata = sync_metadata(result, row_counts, table_prefix)
+    metadata[CONNECTIONS].update(notified)
     metadata[WEBHOOK_EVENTS] = {
         **_webhook_metadata(work, settled),
         ROW_COUNT: row_counts[WEBHOOK_EVENTS],

@@ -57,6 +57,8 @@ RAW_RESPONSES = "finch_raw_responses"
 CONNECT_SESSIONS = "finch_connect_sessions"
 WEBHOOK_EVENTS = "finch_webhook_events"
 CONNECTION_ROW_HASHES = "finch_connection_row_hashes"
+NOTIFICATIONS = "finch_notifications"
+NEEDS_ACTION_NOTIFIED = "finch_needs_action_notified"
 
 CONNECTIONS_COLUMNS: tuple[Column, ...] = (
     _text("connection_key", "Connection ID, or the session ID of a staged row", nullable=False),
@@ -390,6 +392,46 @@ CONNECTION_ROW_HASHES_COLUMNS: tuple[Column, ...] = (
     _bigint("row_hash", "Hash of the row's content (run_id aside)", nullable=False),
 )
 
+# The notification outbox: one row per message and destination, written before anything is
+# sent, so a message that cannot be sent now is neither lost nor sent twice. The destination
+# is a fingerprint of its URL (the URL holds secrets and stays in the settings).
+NOTIFICATIONS_COLUMNS: tuple[Column, ...] = (
+    _text(
+        "notification_id",
+        "What the message is about and where it goes: kind, subject key, destination",
+        nullable=False,
+    ),
+    _text(
+        "channel",
+        "runs, needs_action or exports: the setting naming its destinations",
+        nullable=False,
+    ),
+    _text("kind", "held, failed, partial, stale, digest, export or report", nullable=False),
+    _text(
+        "destination",
+        "Short SHA-256 fingerprint of the destination URL; never the URL",
+        nullable=False,
+    ),
+    _text("run_id", "The Dagster run the message is about"),
+    _text("subject", "The message's title", nullable=False),
+    _text("body", "The message's text", nullable=False),
+    _text("attachments", "JSON list of the files (paths or object URLs) it carries"),
+    _ts("created_at", "When it was queued (UTC)", nullable=False),
+    _int("attempts", "Delivery attempts so far", nullable=False),
+    _ts("last_attempt_at", "When delivery was last tried (UTC)"),
+    _text("last_error", "Why the last attempt failed, if it did"),
+    _ts("sent_at", "When it was delivered (UTC); null while it waits"),
+    _ts("claimed_until", "A sender is delivering it until then (UTC)"),
+)
+
+# The connections the needs-action digest last announced as needing action: the digest
+# names what changed since, so the table moves only in the transaction that queues it.
+NEEDS_ACTION_NOTIFIED_COLUMNS: tuple[Column, ...] = (
+    _text("connection_key", "The finch_connections row announced", nullable=False),
+    _text("connection_id", "Its connection ID"),
+    _ts("announced_at", "When the digest that named it was queued (UTC)", nullable=False),
+)
+
 TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
     {
         CONNECTIONS: CONNECTIONS_COLUMNS,
@@ -402,6 +444,8 @@ TABLE_COLUMNS: Mapping[str, tuple[Column, ...]] = MappingProxyType(
         CONNECT_SESSIONS: CONNECT_SESSIONS_COLUMNS,
         WEBHOOK_EVENTS: WEBHOOK_EVENTS_COLUMNS,
         CONNECTION_ROW_HASHES: CONNECTION_ROW_HASHES_COLUMNS,
+        NOTIFICATIONS: NOTIFICATIONS_COLUMNS,
+        NEEDS_ACTION_NOTIFIED: NEEDS_ACTION_NOTIFIED_COLUMNS,
     }
 )
 
@@ -420,6 +464,8 @@ PRIMARY_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         WEBHOOK_EVENTS: ("event_id",),
         # No index to maintain: the table is read whole and written with the current table.
         CONNECTION_ROW_HASHES: (),
+        NOTIFICATIONS: ("notification_id",),
+        NEEDS_ACTION_NOTIFIED: ("connection_key",),
     }
 )
 

@@ -9,11 +9,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from connections_pipeline.redaction import safe_database_url
-from connections_pipeline.warehouse import bulk, run_records, webhook_inbox
+from connections_pipeline.warehouse import bulk, notification_outbox, run_records, webhook_inbox
 from connections_pipeline.warehouse.columns import (
     CONNECT_SESSIONS,
     CONNECTIONS,
+    CONNECTIONS_HISTORY,
     LOADED_STATUSES,
+    NEEDS_ACTION_NOTIFIED,
+    NOTIFICATIONS,
     PRIMARY_KEYS,
     RAW_RESPONSES,
     REAUTH_QUEUE,
@@ -229,6 +232,16 @@ class Warehouse:
         """The current snapshot, finch_connections, with the CONNECTIONS_COLUMNS schema."""
         return self.read_table(CONNECTIONS)
 
+    def read_current_versions(self) -> pl.DataFrame:
+        """connection_key and valid_from of each connection's current history version: since
+        when its tracked attributes (status included) are as they are now."""
+        table = self.table(CONNECTIONS_HISTORY)
+        query = sa.select(table.c.connection_key, table.c.valid_from).where(table.c.is_current)
+        schema = polars_schema(CONNECTIONS_HISTORY)
+        return self._read(
+            query, pl.Schema({name: schema[name] for name in ("connection_key", "valid_from")})
+        )
+
     def read_tokens(self) -> pl.DataFrame:
         return self.read_table(TOKENS)
 
@@ -289,6 +302,45 @@ class Warehouse:
         table = self.table(WEBHOOK_EVENTS)
         with self._connect(transaction=True) as connection:
             return webhook_inbox.mark_processed(connection, table, outcomes, run_id, at)
+
+    def queue_notifications(
+        self, rows: list[Mapping[str, Any]], announced: pl.DataFrame | None = None
+    ) -> int:
+        """Queue messages (one row per destination) in one transaction, skipping notification
+        IDs queued before; with `announced`, make it what the digest has announced, in the
+        same transaction.
+
+        Returns:
+            How many rows were queued now.
+        """
+        with self._connect(transaction=True) as connection:
+            queued = notification_outbox.queue(connection, self.table(NOTIFICATIONS), rows)
+            if announced is not None:
+                table = self.table(NEEDS_ACTION_NOTIFIED)
+                notification_outbox.replace_announced(connection, table, announced)
+            return queued
+
+    def pending_notifications(self, limit: int = 200) -> pl.DataFrame:
+        """Messages not delivered yet, newest first."""
+        query = notification_outbox.pending_query(self.table(NOTIFICATIONS), limit)
+        return self._read(query, polars_schema(NOTIFICATIONS))
+
+    def claim_notification(
+        self, notification_id: str, now: dt.datetime, until: dt.datetime
+    ) -> bool:
+        """Take an undelivered message for sending until `until`; False when delivered or
+        another sender holds it."""
+        with self._connect(transaction=True) as connection:
+            table = self.table(NOTIFICATIONS)
+            return notification_outbox.claim(connection, table, notification_id, now, until)
+
+    def record_notification_attempt(
+        self, notification_id: str, at: dt.datetime, error: str | None
+    ) -> None:
+        """Record one delivery attempt: delivered when `error` is None."""
+        with self._connect(transaction=True) as connection:
+            table = self.table(NOTIFICATIONS)
+            notification_outbox.record_attempt(connection, table, notification_id, at, error)
 
     def _reauth_queue_table(self) -> sa.Table:
         # Outside build_metadata on purpose: a published view for people, replaced whole on

@@ -11,6 +11,7 @@ from connections_pipeline.assets.sync import SYNC_ASSETS, sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME, defs
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -31,6 +32,7 @@ def _resources(tmp_path: Path, seed: int = 31) -> dict:
         # Every company name in the first run, so a second run of the same data changes
         # nothing (tests/scale covers names spread over runs).
         "sync_guard": SyncGuardResource(company_share=0.9),
+        "notifier": NotifierResource(),
     }
 
 

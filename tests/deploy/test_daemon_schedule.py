@@ -1,8 +1,11 @@
 """The production instance runs by itself: the daemon's schedule starts a sync, and one export
-run (every state) and the SQL models follow it, on the shipped config and README's URL form."""
+run (every state) and the SQL models follow it, on the shipped config and README's URL form;
+the people who act hear of it (the needs-action digest, the CSVs by email) and of a later
+scheduled sync that is held (one alert)."""
 
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -19,6 +22,7 @@ from deploy_helpers import (
     sync_runs,
 )
 from export.export_helpers import STATES, read_with_csv
+from notify.receivers import http_receiver, smtp_receiver
 from sync.sync_helpers import disconnected_keys, truth_differences
 
 from connections_pipeline.partitions import all_states_tags
@@ -40,7 +44,18 @@ MODELS_AFTER_SYNC = {
 def test_scheduled_sync_is_followed_by_one_export_run_and_the_sql_models(
     tmp_path: Path, postgres_admin_url: str
 ) -> None:
-    with deployment(postgres_admin_url, tmp_path, cron="* * * * *") as deployed:
+    with (
+        http_receiver() as hook,
+        smtp_receiver() as smtp,
+        deployment(postgres_admin_url, tmp_path, cron="* * * * *") as deployed,
+    ):
+        deployed.env.update(
+            {
+                "CONNECTIONS_NOTIFY_RUNS": hook.url,
+                "CONNECTIONS_NOTIFY_NEEDS_ACTION": hook.url,
+                "CONNECTIONS_NOTIFY_EXPORTS": smtp.url(),
+            }
+        )
         instance = deployed.instance()
         deployed.start_daemon()
 
@@ -99,3 +114,35 @@ def test_scheduled_sync_is_followed_by_one_export_run_and_the_sql_models(
         for state in STATES:
             rows = read_with_csv(deployed.exports / f"connections_{state}_latest.csv")[1:]
             assert len(rows) == current.filter(pl.col("state") == state).height
+
+        # The runs the daemon launched sent their messages: the first digest names every
+        # connection that needs action, the export run mailed the three CSVs.
+        needing = {row["connection_id"] for row in truth if row["needs_action"]}
+        [digest] = [post for post in hook.posts if "need action" in post["title"]]
+        for connection_id in needing:
+            assert f"connection {connection_id} " in digest["message"]
+        mailed = {
+            name for mail in smtp.emails for name in mail.attachments if name.endswith(".csv")
+        }
+        assert mailed == {path.name for path in deployed.exports.glob("connections_*_20*.csv")}
+        assert len(mailed) == len(STATES)
+
+        # A year later every connection looks gone: the next scheduled sync is held and says so
+        # once, while the previous snapshot stays.
+        httpx.post(f"{deployed.finch_url}/_sandbox/advance", json={"days": 365}, timeout=60)
+        deployed.dagster("schedule", "start", SCHEDULE, "-w", str(WORKSPACE))
+        held = deployed.wait_for(
+            "a second scheduled sync, finished",
+            lambda: [
+                r
+                for r in sync_runs(instance)
+                if r.dagster_run.run_id != first.dagster_run.run_id and finished(r)
+            ],
+            timeout=300,
+        )[0]
+        deployed.dagster("schedule", "stop", SCHEDULE, "-w", str(WORKSPACE))
+        assert held.dagster_run.status.value == "FAILURE", deployed.tail()
+        alerts = [post for post in hook.posts if "held" in post["title"]]
+        assert len(alerts) == 1, hook.posts
+        assert f"Sync run {held.dagster_run.run_id} was held" in alerts[0]["message"]
+        assert "would leave Live in one run" in alerts[0]["message"]

@@ -20,6 +20,7 @@ from connections_pipeline.partitions import all_states_tags
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    NotifierResource,
     TokenSourceResource,
     WarehouseResource,
 )
@@ -73,6 +74,7 @@ def resources(warehouse_url: str, export_url: str, schema: str = "finch", **expo
     return {
         "warehouse": WarehouseResource(url=warehouse_url, schema_name=schema),
         "export_destination": ExportDestinationResource(url=export_url, **export),
+        "notifier": NotifierResource(),
     }
 
 

@@ -29,6 +29,7 @@ from connections_pipeline.finch import FinchClient, FinchClientConfig
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    NotifierResource,
     WarehouseResource,
 )
 from connections_pipeline.run_summary import print_summary
@@ -247,6 +248,7 @@ def test_a_missing_or_garbage_date_falls_back_to_this_machines_clock_and_says_so
         "warehouse": WarehouseResource(url=str(warehouse.url), schema_name=warehouse.schema),
         "finch": FinchResource(base_url="http://finch.proxy.test"),
         "export_destination": ExportDestinationResource(url=str(tmp_path / "out")),
+        "notifier": NotifierResource(),
     }
     print_summary(settings, "clock-1")
     [status_line] = [line for line in capsys.readouterr().out.splitlines() if "clock-1" in line]
@@ -254,7 +256,9 @@ def test_a_missing_or_garbage_date_falls_back_to_this_machines_clock_and_says_so
     assert "Finch's clock" not in status_line
     report = dg.materialize(
         [finch_connections_report],
-        resources={name: settings[name] for name in ("warehouse", "export_destination")},
+        resources={
+            name: settings[name] for name in ("warehouse", "export_destination", "notifier")
+        },
     )
     assert report.success
     html = (tmp_path / "out" / "connections_report_latest.html").read_text(encoding="utf-8")

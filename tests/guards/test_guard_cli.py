@@ -16,6 +16,7 @@ from connections_pipeline.cli import EXIT_HELD, EXIT_SETTING, main
 from connections_pipeline.definitions import defs
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -117,6 +118,7 @@ def test_a_warehouse_folder_that_cannot_exist_fails_the_step_once(tmp_path: Path
         "token_source": TokenSourceResource(),
         "warehouse": WarehouseResource(url=f"duckdb:///{tmp_path / 'blocker' / 'wh.duckdb'}"),
         "sync_guard": SyncGuardResource(),
+        "notifier": NotifierResource(),
     }
     result = dg.materialize([sync_finch_connections], resources=resources, raise_on_error=False)
     assert not result.success

@@ -22,6 +22,7 @@ from connections_pipeline.decoding_limits import MAX_JSON_DEPTH
 from connections_pipeline.finch import token_fingerprint
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -82,6 +83,7 @@ def test_a_nested_body_among_good_tokens_fails_that_token_and_the_run_is_partial
                 schema_name=warehouse.schema,
             ),
             "sync_guard": SyncGuardResource(company_share=0.9),
+            "notifier": NotifierResource(),
         }
         result = dg.materialize(
             [sync_finch_connections], resources=resources, instance=instance, raise_on_error=False

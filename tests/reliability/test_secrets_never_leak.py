@@ -45,6 +45,7 @@ from connections_pipeline.partitions import CONNECTION_STATES, all_states_tags
 from connections_pipeline.resources import (
     ExportDestinationResource,
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -95,6 +96,9 @@ SETTINGS_TO_CLEAR = (
     "CONNECTIONS_WAREHOUSE_SCHEMA",
     "CONNECTIONS_EXPORT_URL",
     "CONNECTIONS_EXPORT_STORAGE_OPTIONS",
+    "CONNECTIONS_NOTIFY_RUNS",
+    "CONNECTIONS_NOTIFY_NEEDS_ACTION",
+    "CONNECTIONS_NOTIFY_EXPORTS",
     "CONNECTIONS_SANDBOX_SEED",
     "CONNECTIONS_SANDBOX_CONNECTIONS",
 )
@@ -128,6 +132,8 @@ class Scenario:
     log_lines: int = 0
     leaks: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # (kind, last_error) of the notifications the DuckDB runs queued
+    notifications: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +149,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Ite
     warehouse_password = f"wh-pw-{secrets.token_hex(12)}"
     token_db_password = f"app-pw-{secrets.token_hex(12)}"
     query_password = f"query-pw-{secrets.token_hex(12)}"
+    notify_password = f"notify-pw-{secrets.token_hex(12)}"
     duckdb_url = f"duckdb:///{root / 'warehouse.duckdb'}"
     pg_schema = f"finch_leak_{secrets.token_hex(4)}"
     app_schema = f"app_leak_{secrets.token_hex(4)}"
@@ -168,6 +175,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Ite
             "CONNECTIONS_FINCH_MAX_ATTEMPTS": "4",
             "CONNECTIONS_WAREHOUSE_URL": duckdb_url,
             "CONNECTIONS_EXPORT_URL": str(scenario.exports),
+            # Receivers that refuse every connection: each message fails, is kept and logged.
+            "CONNECTIONS_NOTIFY_RUNS": f"json://alerts:{notify_password}@127.0.0.1:1/hook",
+            "CONNECTIONS_NOTIFY_NEEDS_ACTION": (
+                f"mailto://alerts:{notify_password}@127.0.0.1:1?from=a@example.com&to=b@example.com"
+            ),
+            "CONNECTIONS_NOTIFY_EXPORTS": f"json://alerts:{notify_password}@127.0.0.1:1/files",
+            "CONNECTIONS_NOTIFY_TIMEOUT_SECONDS": "2",
         }
         for name, value in settings.items():
             env.setenv(name, value)
@@ -278,7 +292,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Ite
     scenario.scanner.add("the warehouse password", warehouse_password)
     scenario.scanner.add("the token database password", token_db_password)
     scenario.scanner.add("the warehouse password in a query parameter", query_password)
+    scenario.scanner.add("the notification URLs' password", notify_password)
 
+    with Warehouse(duckdb_url) as store:
+        queued = store.read_table("finch_notifications")
+    scenario.notifications = list(zip(queued["kind"], queued["last_error"], strict=True))
     scenario.corpus.extend(warehouse_texts(duckdb_url))
     scenario.corpus.extend(warehouse_texts(postgres_url, [pg_schema]))
     scenario.corpus.extend(file_texts(root, "warehouse", "*.duckdb*"))
@@ -482,6 +500,11 @@ def test_the_scenario_ran_what_it_claims(scenario: Scenario) -> None:
     )
     assert scenario.event_records > 500
     assert scenario.log_lines > 100
+    # The notification URLs were used, and every delivery failed with its reason kept (the
+    # failed syncs' alerts went straight to the URL: their warehouse was what failed).
+    kinds = {kind for kind, _ in scenario.notifications}
+    assert {"digest", "export"} <= kinds
+    assert all(error for _, error in scenario.notifications)
 
 
 @slow
@@ -703,6 +726,7 @@ def test_sync_failure_hides_a_warehouse_password_given_as_a_query_parameter(
             url=f"postgresql+psycopg://app@127.0.0.1:1/wh?password={SECRET}"
         ),
         "sync_guard": SyncGuardResource(),
+        "notifier": NotifierResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(

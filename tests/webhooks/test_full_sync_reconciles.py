@@ -9,6 +9,7 @@ import pytest
 from connections_pipeline.assets.sync import sync_finch_connections
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -26,6 +27,7 @@ def test_a_full_sync_reconciles_the_events_of_connections_it_asked_about(
         "token_source": TokenSourceResource(),
         "warehouse": warehouse,
         "sync_guard": SyncGuardResource(),
+        "notifier": NotifierResource(),
     }
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([sync_finch_connections], resources=resources, instance=instance).success

@@ -19,6 +19,7 @@ from connections_pipeline.assets.sync import SYNC_GROUP, sync_finch_connections
 from connections_pipeline.definitions import SYNC_JOB_NAME
 from connections_pipeline.resources import (
     FinchResource,
+    NotifierResource,
     SyncGuardResource,
     TokenSourceResource,
     WarehouseResource,
@@ -64,6 +65,7 @@ def definitions(base_url: str, warehouse: WarehouseResource) -> dg.Definitions:
             "token_source": TokenSourceResource(kind="sandbox"),
             "warehouse": warehouse,
             "sync_guard": SyncGuardResource(),
+            "notifier": NotifierResource(),
         },
     )
 

@@ -1,0 +1,1 @@
+"""Notifications: run alerts, the needs-action digest and export deliveries, over Apprise."""
