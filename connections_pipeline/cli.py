@@ -167,7 +167,7 @@ def _add_connect_link(commands: argparse._SubParsersAction) -> None:
         "--products", required=True, help="comma-separated Finch products, e.g. company,directory"
     )
     link.add_argument("--redirect-uri", required=True, help="https:// (http:// for localhost)")
-    link.add_argument("--customer-email")
+    link.add_argument("--customer-email", help="where Finch may email the employer")
     link.add_argument("--minutes-to-expire", type=int, help="1-129600 (default 129600: 90 days)")
     link.add_argument("--provider", help="a provider id from Finch's /providers")
     link.add_argument(

@@ -32,12 +32,17 @@ def admin_error(status: int, message: str) -> Response:
 
 def admin_routes(sandbox: FinchSandbox) -> list[Route]:
     async def tokens(request: Request) -> Response:
+        """Every access token the emulator issued, with its connection, products and whether it is
+        revoked."""
         return admin_json({"tokens": sandbox.tokens()})
 
     async def sessions(request: Request) -> Response:
+        """Every Connect session, with its status and the connection it completed into."""
         return admin_json({"sessions": sandbox.sessions()})
 
     async def complete(request: Request) -> Response:
+        """Complete a pending Connect session as if the employer finished Connect: a new
+        connection (or a reconnected one)."""
         session_id = request.path_params["session_id"]
         try:
             return admin_json(sandbox.complete_session(session_id))
@@ -47,6 +52,7 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
             return admin_error(409, f"session {session_id!r} cannot be completed: {exc}")
 
     async def credentials(request: Request) -> Response:
+        """The application's client ID and secret, and the webhook secret (base64)."""
         client_id, client_secret = sandbox.credentials
         return admin_json(
             {
@@ -57,6 +63,8 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
         )
 
     async def set_status(request: Request) -> Response:
+        """Set a connection's status (`{"status": "reauth"}`, `connected`,
+        `error_permissions`, ...): what `/introspect` answers next."""
         connection_id = request.path_params["connection_id"]
         try:
             body = json.loads(await request.body() or b"{}")
@@ -68,10 +76,12 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
             return admin_error(400, str(exc))
 
     async def webhooks(request: Request) -> Response:
+        """The webhook settings and every delivery made so far."""
         settings = sandbox.webhooks.settings()
         return admin_json({**settings, "deliveries": sandbox.webhooks.deliveries()})
 
     async def configure_webhooks(request: Request) -> Response:
+        """Where to deliver webhooks (`{"url": ..., "events": [...], "faults": {...}}`)."""
         try:
             body = json.loads(await request.body() or b"{}")
             if not isinstance(body, dict):
@@ -90,12 +100,16 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
         return admin_json(sandbox.webhooks.settings())
 
     async def truth(request: Request) -> Response:
+        """The Connections page as Finch's Dashboard would show it now: one row per connection and
+        staged session (the ground truth the tests compare with)."""
         with sandbox.lock:
             now = sandbox.now
             rows = truth_rows(sandbox.data, now)
         return admin_json({"now": iso_z(now), "rows": rows})
 
     async def advance(request: Request) -> Response:
+        """Move the simulated clock ahead (`{"days": 3}`): syncs run, links expire,
+        connections drift."""
         try:
             body = json.loads(await request.body() or b"{}")
             days = body["days"] if isinstance(body, dict) else None
@@ -104,9 +118,11 @@ def admin_routes(sandbox: FinchSandbox) -> list[Route]:
             return admin_error(400, f'expected {{"days": <number >= 0>}}: {exc}')
 
     async def stats(request: Request) -> Response:
+        """Requests served so far, by endpoint and by status (429s included), and IP blocks."""
         return admin_json(sandbox.stats())
 
     async def reset_stats(request: Request) -> Response:
+        """Zero the request counters."""
         sandbox.reset_stats()
         return admin_json(sandbox.stats())
 

@@ -1,16 +1,16 @@
-"""README's table of `connections-pipeline run` exit codes is the CLI's, code for code."""
+"""The documented table of `connections-pipeline run` exit codes is the CLI's, code for code."""
 
 import re
-from pathlib import Path
+
+from documentation import documentation_text
 
 from connections_pipeline import cli
 
-README = Path(__file__).parents[1] / "README.md"
 ROW = re.compile(r"^\| (\d+) \|(?: `(EXIT_\w+)`)? \| .+ \|$")
 
 
 def _documented() -> dict[str, int]:
-    text = README.read_text(encoding="utf-8")
+    text = documentation_text()
     table = text[text.index("**`connections-pipeline run` exit codes**") :].split("\n\n")[1]
     rows = [ROW.match(line) for line in table.splitlines()[2:]]
     assert all(rows), table

@@ -113,8 +113,13 @@ def stale_alert(run_id: str, finished_at: datetime, now: datetime, limit_hours: 
 
 
 def _connection_line(row: Mapping[str, Any], as_of: datetime) -> str:
+    # Since the first sync that saw it so: Finch does not say when a status changed.
     since = row.get("needs_action_since")
-    waited = f", for {_duration(as_of - since)}" if since is not None else ""
+    waited = (
+        f", since at least {since.astimezone(UTC).strftime(TIME)} ({_duration(as_of - since)})"
+        if since is not None
+        else ""
+    )
     customer = row.get("customer_name") or "-"
     if row.get("customer_id"):
         customer += f" ({row['customer_id']})"

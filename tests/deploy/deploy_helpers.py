@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import httpx
 import sqlalchemy as sa
+from documentation import documentation_text
 from sandbox.sandbox_helpers import cli_server
 
 from connections_pipeline.assets.exports import EXPORT_ASSET
@@ -49,9 +50,7 @@ T = TypeVar("T")
 
 def readme_instance_url_scheme() -> str:
     """The scheme of the `DAGSTER_PG_URL` README shows: the form the tests must prove."""
-    found = re.findall(
-        r"DAGSTER_PG_URL=(postgresql[a-z0-9+]*)://", (REPO / "README.md").read_text()
-    )
+    found = re.findall(r"DAGSTER_PG_URL=(postgresql[a-z0-9+]*)://", documentation_text())
     assert found, "README shows no DAGSTER_PG_URL example"
     assert len(set(found)) == 1, f"README shows several DAGSTER_PG_URL forms: {set(found)}"
     return found[0]

@@ -10,11 +10,11 @@ import asyncio
 import gzip
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from documentation import doc_section
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability.hostile_server import serve_hostile
@@ -262,8 +262,7 @@ def test_the_depth_check_agrees_with_the_parsed_depth(
 
 
 def test_the_readme_states_each_decoding_limit_as_declared() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("### Decoding limits", 1)[1].split("\n## ", 1)[0]
+    section = doc_section("Decoding limits")
     rows = {
         line.split("|")[1].strip(): line.split("|")[2]
         for line in section.splitlines()

@@ -2,9 +2,9 @@
 refused for passing a decoding limit is not stored in full after all."""
 
 import json
-from pathlib import Path
 
 import polars as pl
+from documentation import doc_section
 from transform_helpers import previous, previous_row
 
 from connections_pipeline.decoding_limits import MAX_QUARANTINED_VALUE_CHARS, MAX_TEXT_CHARS
@@ -74,8 +74,7 @@ def test_values_within_every_limit_are_kept_whole_in_the_payload() -> None:
 
 
 def test_the_readme_states_the_payload_cap_as_declared() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("### Decoding limits", 1)[1].split("\n## ", 1)[0]
+    section = doc_section("Decoding limits")
     assert f"up to {MAX_QUARANTINED_VALUE_CHARS:,} characters" in section
     assert "`MAX_QUARANTINED_VALUE_CHARS`" in section
     assert "… [truncated, N characters]" in section
