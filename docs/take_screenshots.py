@@ -7,23 +7,34 @@ the system's Chromium through Playwright, on a report the quick start wrote.
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
+VIEWPORT = {"width": 1280, "height": 720}
 
-def screenshot_report(report: Path, folder: Path) -> Path:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("no Chromium installed (apt-get install -y chromium)")
+
+def screenshot_report(report: Path, folder: Path, browser: Any) -> Path:
+    """`folder/report.png`: the first screen of the report, in `browser` (Playwright's)."""
     target = folder / "report.png"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(report.resolve().as_uri())
-        page.screenshot(path=str(target))
-        browser.close()
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(report.resolve().as_uri())
+    page.screenshot(path=str(target))
+    page.close()
     return target
 
 
+def main(report: Path, folder: Path) -> Path:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no Chromium installed (apt-get install -y chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            return screenshot_report(report, folder, browser)
+        finally:
+            browser.close()
+
+
 if __name__ == "__main__":
-    print(screenshot_report(Path(sys.argv[1]), Path(sys.argv[2])))
+    print(main(Path(sys.argv[1]), Path(sys.argv[2])))

@@ -182,3 +182,14 @@ def test_hostile_company_names_stay_text(page, synced_current) -> None:
         # As stored: the CSV's formula guard (a leading ') is no business of a web page.
         assert name.replace("\r", "\n") in {text.replace("\r", "\n") for text in texts}
     assert page.problems == []
+
+
+def test_the_documentation_screenshot_is_taken_of_a_real_report(
+    report_path: Path, browser, tmp_path: Path
+) -> None:
+    # docs/images/report.png comes from this script; it must keep working on a real report.
+    from take_screenshots import screenshot_report
+
+    shot = screenshot_report(report_path, tmp_path, browser)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
