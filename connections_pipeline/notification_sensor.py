@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from connections_pipeline.assets.notifications import WAREHOUSE_ERRORS, notify, store_scrub
+from connections_pipeline.assets.failures import error_line
+from connections_pipeline.assets.notifications import WAREHOUSE_ERRORS, notify
 from connections_pipeline.notify.messages import stale_alert
 from connections_pipeline.resources import NotifierResource, WarehouseResource
 
@@ -57,12 +58,12 @@ def notifications_sensor(
         try:
             store = warehouse.open(hold_connections=False)
         except WAREHOUSE_ERRORS as exc:
-            return dg.SkipReason(f"warehouse unusable: {store_scrub(exc, warehouse)}")
+            return dg.SkipReason(f"warehouse unusable: {error_line(exc, warehouse)}")
         try:
             try:
                 loaded = store.latest_loaded_run()
             except WAREHOUSE_ERRORS as exc:
-                return dg.SkipReason(f"warehouse not readable: {store_scrub(exc, warehouse)}")
+                return dg.SkipReason(f"warehouse not readable: {error_line(exc, warehouse)}")
             now = datetime.now(UTC)
             messages = []
             finished = loaded and loaded["finished_at"]

@@ -202,18 +202,16 @@ def notifications_configured(env: Mapping[str, str]) -> bool:
 def notifier_resource(env: Mapping[str, str]) -> NotifierResource:
     """The notifier with plain values, for a command outside Dagster (`notify test`)."""
     _check_notify(env)
-    return NotifierResource(
-        **{
-            field: env[name] if env.get(name) else default
-            for name, (field, default) in NOTIFY_SETTINGS.items()
-            if not isinstance(default, float)
-        },
-        **{
-            field: _number(name, env[name], float) if env.get(name) else default
-            for name, (field, default) in NOTIFY_SETTINGS.items()
-            if isinstance(default, float)
-        },
-    )
+    values: dict[str, Any] = {}
+    for name, (field, default) in NOTIFY_SETTINGS.items():
+        text = env.get(name)
+        if not text:
+            values[field] = default
+        elif isinstance(default, float):
+            values[field] = _number(name, text, float)
+        else:
+            values[field] = text
+    return NotifierResource(**values)
 
 
 def build_resources(env: Mapping[str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import sqlalchemy as sa
 
+from connections_pipeline.assets.failures import error_line
 from connections_pipeline.assets.sync import SYNC_OP
 from connections_pipeline.resources import WarehouseResource
 from connections_pipeline.warehouse import WEBHOOK_IGNORED, WarehouseConnectionError
@@ -78,7 +79,7 @@ def webhook_sensor(
                 store.mark_webhook_events(dict.fromkeys(plan.ignored, WEBHOOK_IGNORED), None, now)
         except (WarehouseConnectionError, sa.exc.DBAPIError) as exc:
             # No inbox yet (no receiver has run) or the warehouse is busy: try next tick.
-            return dg.SkipReason(f"inbox not readable: {_reason(exc, warehouse)}")
+            return dg.SkipReason(f"inbox not readable: {error_line(exc, warehouse)}")
         finally:
             store.dispose()
         cursor = json.dumps(sorted({*plan.in_flight, *plan.launch}))
@@ -101,13 +102,3 @@ def webhook_sensor(
         )
 
     return finch_webhook_events
-
-
-def _reason(exc: Exception, warehouse: WarehouseResource) -> str:
-    """Why the inbox could not be read, for the tick's skip reason: the connection error
-    names the setting without the password; of a driver's error the first line only."""
-    if isinstance(exc, WarehouseConnectionError):
-        return warehouse.scrub(str(exc))
-    original = getattr(exc, "orig", None) or exc
-    first_line = (str(original).strip().splitlines() or [""])[0][:200]
-    return warehouse.scrub(f"{type(original).__name__}: {first_line}")

@@ -130,15 +130,15 @@ def options(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
     return found
 
 
+def _options_table(parser: argparse.ArgumentParser) -> list[str]:
+    rows = [f"| `{flag}` | {_cell(text)} |" for flag, text in options(parser)]
+    return ["| option | meaning |", "|---|---|", *rows, ""] if rows else []
+
+
 def cli_page() -> str:
     lines = ["# Command line", "", GENERATED, ""]
     for command, parser, help_text in _commands(cli_parser(), "connections-pipeline"):
-        lines += [f"## `{command}`", "", help_text, ""]
-        flags = options(parser)
-        if flags:
-            lines += ["| option | meaning |", "|---|---|"]
-            lines += [f"| `{flag}` | {_cell(text)} |" for flag, text in flags]
-            lines.append("")
+        lines += [f"## `{command}`", "", help_text, "", *_options_table(parser)]
     return "\n".join(lines)
 
 
@@ -181,11 +181,12 @@ def emulator_page() -> str:
         "",
         "## Options",
         "",
-        "| option | meaning |",
+        *_options_table(emulator_parser()),
+        "## Admin routes",
+        "",
+        "| route | meaning |",
         "|---|---|",
     ]
-    lines += [f"| `{flag}` | {_cell(text)} |" for flag, text in options(emulator_parser())]
-    lines += ["", "## Admin routes", "", "| route | meaning |", "|---|---|"]
     for route in admin_routes(FinchSandbox(SandboxConfig(connections=1))):
         methods = ", ".join(sorted(route.methods - {"HEAD"}))
         lines.append(f"| `{methods} {route.path}` | {_cell(route.endpoint.__doc__ or '')} |")

@@ -64,6 +64,19 @@ def snapshot_reads(warehouse: WarehouseResource) -> Iterator[Warehouse]:
             ) from None
 
 
+def error_line(exc: Exception, *resources: Any) -> str:
+    """Why a warehouse call failed, in one line (a sensor's skip reason, a warning): a
+    connection error's own message (it names the setting), else the driver's error type and
+    the first line of its message; without any secret the resources hold."""
+    if isinstance(exc, WarehouseConnectionError):
+        text = str(exc)
+    else:
+        original = getattr(exc, "orig", None) or exc
+        first_line = (str(original).strip().splitlines() or [""])[0][:200]
+        text = f"{type(original).__name__}: {first_line}"
+    return scrub_resources(text, *resources)
+
+
 def no_snapshot_yet() -> dg.Failure:
     """The step's failure when no sync has loaded a snapshot to read."""
     return setting_failure(

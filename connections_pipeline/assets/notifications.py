@@ -15,6 +15,7 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
+from connections_pipeline.assets.failures import error_line
 from connections_pipeline.assets.table_schemas import COLUMN_SCHEMA, column_schema
 from connections_pipeline.notify.delivery import deliver_pending, send
 from connections_pipeline.notify.destinations import NEEDS_ACTION
@@ -90,7 +91,7 @@ def notify(
             attach_max_mb=notifier.attach_max_mb,
         )
     except WAREHOUSE_ERRORS as exc:
-        reason = store_scrub(exc, notifier)
+        reason = error_line(exc, notifier)
         log.warning(f"Notifications could not use the warehouse ({reason}); sending directly")
         return {"notifications_error": reason, **_send_directly(log, notifier, messages)}
     for failure in delivery.failed:
@@ -107,7 +108,7 @@ def notify_with_warehouse(
     try:
         store = warehouse.open()
     except WAREHOUSE_ERRORS as exc:
-        log.warning(f"Notifications: warehouse unusable ({store_scrub(exc, notifier, warehouse)})")
+        log.warning(f"Notifications: warehouse unusable ({error_line(exc, notifier, warehouse)})")
         return _send_directly(log, notifier, messages)
     try:
         return notify(log, notifier, store, messages)
@@ -130,11 +131,11 @@ def _send_directly(
                 timeout_seconds=notifier.timeout_seconds,
                 attach_max_mb=notifier.attach_max_mb,
             )
-            sent, failed = (sent + 1, failed) if error is None else (sent, failed + 1)
-            if error is not None:
-                log.warning(
-                    f"Notification not sent: {message.kind} to {destination.shown}: {error}"
-                )
+            if error is None:
+                sent += 1
+                continue
+            failed += 1
+            log.warning(f"Notification not sent: {message.kind} to {destination.shown}: {error}")
     return {"notifications_sent": sent, "notifications_failed": failed}
 
 
@@ -148,34 +149,26 @@ def digest_after_load(
 ) -> dict[str, Any]:
     """After a loaded sync: queue `messages` and the needs-action digest if anything changed
     since the last one, and send what waits."""
-    if not notifier.destinations(NEEDS_ACTION):
-        return notify(log, notifier, store, messages)
-    try:
-        changes = digest_changes(
-            store.read_current(),
-            store.read_current_versions(),
-            store.read_sessions(),
-            store.read_table(NEEDS_ACTION_NOTIFIED),
-            as_of,
-            datetime.now(UTC),
-        )
-    except WAREHOUSE_ERRORS as exc:
-        log.warning(f"Needs-action digest not computed: {store_scrub(exc, notifier)}")
-        return notify(log, notifier, store, messages)
-    if not changes.changed:
-        return notify(log, notifier, store, messages)
-    message = needs_action_digest(changes.newly, changes.recovered, as_of, run_id)
-    log.info(
-        f"Needs-action digest: {changes.newly.height} newly need action, "
-        f"{changes.recovered.height} recovered"
-    )
-    return notify(log, notifier, store, [*messages, message], changes.announced)
-
-
-def store_scrub(exc: Exception, *resources: Any) -> str:
-    """The first line of an error, without any secret the resources hold."""
-    original = getattr(exc, "orig", None) or exc
-    text = f"{type(original).__name__}: {(str(original).strip().splitlines() or [''])[0][:200]}"
-    for resource in resources:
-        text = resource.scrub(text)
-    return text
+    digest: list[Message] = []
+    announced = None
+    if notifier.destinations(NEEDS_ACTION):
+        try:
+            changes = digest_changes(
+                store.read_current(),
+                store.read_current_versions(),
+                store.read_sessions(),
+                store.read_table(NEEDS_ACTION_NOTIFIED),
+                as_of,
+                datetime.now(UTC),
+            )
+        except WAREHOUSE_ERRORS as exc:
+            log.warning(f"Needs-action digest not computed: {error_line(exc, notifier)}")
+        else:
+            if changes.changed:
+                log.info(
+                    f"Needs-action digest: {changes.newly.height} newly need action, "
+                    f"{changes.recovered.height} recovered"
+                )
+                digest = [needs_action_digest(changes.newly, changes.recovered, as_of, run_id)]
+                announced = changes.announced
+    return notify(log, notifier, store, [*messages, *digest], announced)

@@ -559,6 +559,19 @@ def conform(
     return frame.select(expressions)
 
 
+def check_row(table_name: str, row: Mapping[str, object]) -> dict[str, object]:
+    """One row for a single-row write, as the table's column -> value (absent nullable
+    columns null); ValueError naming the table for an unknown column or a missing value of
+    a NOT NULL one."""
+    columns = columns_of(table_name)
+    names = {column.name for column in columns}
+    extra = sorted(set(row) - names)
+    missing = [c.name for c in columns if not c.nullable and row.get(c.name) is None]
+    if extra or missing:
+        raise ValueError(f"{table_name}: unexpected {extra}, missing {missing}")
+    return {column.name: row.get(column.name) for column in columns}
+
+
 def duplicated_keys(frame: pl.DataFrame, keys: tuple[str, ...]) -> list:
     """Up to five key values that occur more than once in `frame`."""
     duplicated = frame.select(keys).filter(pl.struct(keys).is_duplicated())

@@ -14,11 +14,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from connections_pipeline.warehouse import bulk
-from connections_pipeline.warehouse.columns import NOTIFICATIONS_COLUMNS, conform
+from connections_pipeline.warehouse.columns import check_row, conform
 from connections_pipeline.warehouse.dialects import dialect_of
-
-_NAMES = tuple(column.name for column in NOTIFICATIONS_COLUMNS)
-_REQUIRED = tuple(column.name for column in NOTIFICATIONS_COLUMNS if not column.nullable)
 
 
 def queue(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -29,11 +26,7 @@ def queue(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     """
     queued = 0
     for row in rows:
-        extra = sorted(set(row) - set(_NAMES))
-        missing = [name for name in _REQUIRED if row.get(name) is None]
-        if extra or missing:
-            raise ValueError(f"{table.name}: unexpected {extra}, missing {missing}")
-        values = {name: row.get(name) for name in _NAMES}
+        values = check_row(table.name, row)
         queued += dialect_of(connection).insert_if_absent(
             connection, table, values, "notification_id"
         )

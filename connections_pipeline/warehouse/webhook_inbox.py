@@ -11,12 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connections_pipeline.warehouse.columns import WEBHOOK_EVENTS_COLUMNS, WEBHOOK_OUTCOMES
+from connections_pipeline.warehouse.columns import WEBHOOK_OUTCOMES, check_row
 from connections_pipeline.warehouse.dialects import dialect_of
 
 _SLICE = 1_000
-_NAMES = tuple(column.name for column in WEBHOOK_EVENTS_COLUMNS)
-_REQUIRED = tuple(column.name for column in WEBHOOK_EVENTS_COLUMNS if not column.nullable)
 
 
 def store_event(connection: sa.Connection, table: sa.Table, event: Mapping[str, Any]) -> bool:
@@ -25,14 +23,10 @@ def store_event(connection: sa.Connection, table: sa.Table, event: Mapping[str, 
     Returns:
         True when this call stored it, False for a replay (the stored row is kept as is).
     """
-    extra = sorted(set(event) - set(_NAMES))
-    missing = [name for name in _REQUIRED if event.get(name) is None]
-    if extra or missing:
-        raise ValueError(f"{table.name}: unexpected {extra}, missing {missing}")
+    values = check_row(table.name, event)
     for name in ("finch_timestamp", "received_at"):
         if event[name].tzinfo is None:
             raise ValueError(f"{table.name}.{name}: naive datetimes are ambiguous")
-    values = {name: event.get(name) for name in _NAMES}
     return dialect_of(connection).insert_if_absent(connection, table, values, "event_id")
 
 
