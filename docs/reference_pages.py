@@ -137,9 +137,16 @@ def _options_table(parser: argparse.ArgumentParser) -> list[str]:
 
 def cli_page() -> str:
     lines = ["# Command line", "", GENERATED, ""]
-    for command, parser, help_text in _commands(cli_parser(), "connections-pipeline"):
-        lines += [f"## `{command}`", "", help_text, "", *_options_table(parser)]
+    lines += _command_sections(cli_parser(), "connections-pipeline")
     return "\n".join(lines)
+
+
+def _command_sections(parser: argparse.ArgumentParser, program: str) -> list[str]:
+    """A section per (sub)command: what it does and the options it takes."""
+    lines = []
+    for command, sub, help_text in _commands(parser, program):
+        lines += [f"## `{command}`", "", help_text, "", *_options_table(sub)]
+    return lines
 
 
 def sql_models_page() -> str:
@@ -179,9 +186,7 @@ def emulator_page() -> str:
         "`python -m finch_sandbox` serves Finch's API with published rate limits and error "
         "bodies, plus the admin routes below.",
         "",
-        "## Options",
-        "",
-        *_options_table(emulator_parser()),
+        *_command_sections(emulator_parser(), "python -m finch_sandbox"),
         "## Admin routes",
         "",
         "| route | meaning |",

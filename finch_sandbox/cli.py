@@ -79,15 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the emulator over HTTP on loopback")
     serve.add_argument("--host", type=_host, default="127.0.0.1", help="loopback address")
     serve.add_argument("--port", type=_port, default=8765, help="0 picks a free port")
-    serve.add_argument("--seed", type=int, default=7)
-    serve.add_argument("--connections", type=_count, default=200)
+    serve.add_argument("--seed", type=int, default=7, help="seed of the generated dataset")
+    serve.add_argument(
+        "--connections", type=_count, default=200, help="employer connections to generate"
+    )
     serve.add_argument(
         "--time-scale",
         type=_positive,
         default=1.0,
         help="multiplies every rate-limit window and the IP block",
     )
-    serve.add_argument("--no-rate-limits", action="store_true")
+    serve.add_argument(
+        "--no-rate-limits", action="store_true", help="answer every request, never 429"
+    )
     serve.add_argument(
         "--start-time",
         type=_start_time,
@@ -95,15 +99,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="virtual clock start, ISO 8601 (default: today 00:00 UTC)",
     )
     faults = serve.add_argument_group("faults (applied to every endpoint)")
-    faults.add_argument("--latency-ms", type=_non_negative, default=0.0)
-    faults.add_argument("--latency-jitter-ms", type=_non_negative, default=0.0)
-    faults.add_argument("--error-rate", type=_probability, default=0.0)
-    faults.add_argument("--hang-rate", type=_probability, default=0.0)
-    faults.add_argument("--hang-seconds", type=_non_negative, default=0.0)
-    faults.add_argument("--drop-rate", type=_probability, default=0.0)
-    faults.add_argument("--malformed-rate", type=_probability, default=0.0)
-    faults.add_argument("--rate-limit-rate", type=_probability, default=0.0)
-    faults.add_argument("--extra-fields", action="store_true")
+    faults.add_argument(
+        "--latency-ms", type=_non_negative, default=0.0, help="added to every answer"
+    )
+    faults.add_argument(
+        "--latency-jitter-ms", type=_non_negative, default=0.0, help="random extra latency, up to"
+    )
+    faults.add_argument(
+        "--error-rate", type=_probability, default=0.0, help="share of answers that are a 5xx"
+    )
+    faults.add_argument(
+        "--hang-rate", type=_probability, default=0.0, help="share of requests that hang"
+    )
+    faults.add_argument(
+        "--hang-seconds", type=_non_negative, default=0.0, help="how long a hang lasts"
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=_probability,
+        default=0.0,
+        help="share of connections closed without an answer",
+    )
+    faults.add_argument(
+        "--malformed-rate",
+        type=_probability,
+        default=0.0,
+        help="share of answers whose body is not valid JSON",
+    )
+    faults.add_argument(
+        "--rate-limit-rate",
+        type=_probability,
+        default=0.0,
+        help="share of answers that are a 429 regardless of the limits",
+    )
+    faults.add_argument(
+        "--extra-fields", action="store_true", help="add fields Finch may add in the future"
+    )
     faults.add_argument(
         "--after-effect",
         action="store_true",
@@ -117,9 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="post signed account.updated and job completion events here (a loopback URL); "
         "the secret is webhook_secret in GET /_sandbox/credentials",
     )
-    hooks.add_argument("--webhook-duplicate-rate", type=_probability, default=0.0)
-    hooks.add_argument("--webhook-bad-signature-rate", type=_probability, default=0.0)
-    hooks.add_argument("--webhook-delay-seconds", type=_non_negative, default=0.0)
+    hooks.add_argument(
+        "--webhook-duplicate-rate",
+        type=_probability,
+        default=0.0,
+        help="share of events delivered twice",
+    )
+    hooks.add_argument(
+        "--webhook-bad-signature-rate",
+        type=_probability,
+        default=0.0,
+        help="share of deliveries with a wrong signature",
+    )
+    hooks.add_argument(
+        "--webhook-delay-seconds",
+        type=_non_negative,
+        default=0.0,
+        help="delay before each delivery",
+    )
     return parser
 
 

@@ -82,10 +82,12 @@ def test_every_sql_model_and_test_is_in_its_page(pages: dict[str, str]) -> None:
             assert f"| {test.name} |" in pages["sql-models.md"]
 
 
-def test_every_emulator_route_says_what_it_does(pages: dict[str, str]) -> None:
-    routes = [line for line in pages["emulator.md"].splitlines() if "/_sandbox/" in line]
-    assert len(routes) >= 10
-    assert all(not line.endswith("|  |") for line in routes)
+def test_every_emulator_route_and_option_says_what_it_does(pages: dict[str, str]) -> None:
+    lines = pages["emulator.md"].splitlines()
+    routes = [line for line in lines if line.startswith("| `") and "/_sandbox/" in line]
+    flags = [line for line in lines if line.startswith("| `--")]
+    assert len(routes) >= 10 and "| `--error-rate` |" in pages["emulator.md"]
+    assert [line for line in routes + flags if line.endswith("|  |")] == []
 
 
 @pytest.mark.slow
