@@ -210,3 +210,29 @@ def test_receivers_in_trouble_change_no_table_and_get_the_messages_later(
             "CSV exports": 2,
             "report": 2,
         }
+
+
+def test_finch_failing_partway_posts_one_partial_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finch answers about one request in twelve with a 5xx and the client tries once: some
+    # tokens fail (the run is partial), too few to hold it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with (
+        cli_server(*FINCH, "--error-rate", "0.08") as (_, base_url),
+        http_receiver() as hook,
+    ):
+        monkeypatch.setenv("FINCH_BASE_URL", base_url)
+        monkeypatch.setenv("CONNECTIONS_TOKENS_SOURCE", "sandbox")
+        monkeypatch.setenv("CONNECTIONS_FINCH_TIME_SCALE", str(TIME_SCALE))
+        monkeypatch.setenv("CONNECTIONS_FINCH_MAX_ATTEMPTS", "1")
+        monkeypatch.setenv("CONNECTIONS_NOTIFY_RUNS", hook.url)
+        assert main(["run"]) == 0
+    with warehouse() as store:
+        [run] = store.read_table("finch_sync_runs").iter_rows(named=True)
+    assert run["status"] == "partial" and run["failed_tokens"] > 0
+    [alert] = hook.posts
+    assert alert["title"] == "Connections sync partial"
+    assert f"Sync run {run['run_id']} loaded a partial snapshot" in alert["message"]
+    assert f"failed_tokens {run['failed_tokens']}" in alert["message"]
