@@ -9,6 +9,9 @@ the instance's event log, so a sync started by the schedule, the UI, a backfill,
 import dagster as dg
 
 AUTOMATION_SENSOR_NAME = "connections_after_sync"
+# Dagster's default is 30 s. An evaluation here is a handful of assets, cheap enough that the
+# exports can follow a sync within seconds rather than half a minute.
+AUTOMATION_INTERVAL_SECONDS = 10
 
 # Only assets this code location materializes count as missing: an external asset (the
 # token and session sources) that no run materializes would otherwise hold back for ever
@@ -38,6 +41,7 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         emit_backfills=True,
+        minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
         description="After each sync that materialized its assets and passed its blocking "
         "checks: one run exporting every state's CSV, and a rebuild of the SQL models.",
     )

@@ -103,6 +103,10 @@ def defs() -> dg.Definitions:
             ),
         ],
         resources=build_resources(env),
+        # Steps of the export, report and SQL-model runs each get a process of their own, as
+        # by default, but forked from one that imported this code location once: spawned, each
+        # paid the same seconds of imports again for a few seconds of work.
+        executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
     )
 
 

@@ -217,7 +217,7 @@ def deployment(
     tmp_path: Path,
     *,
     cron: str | None = None,
-    sandbox: tuple[str, ...] = ("--seed", "7", "--connections", "200"),
+    sandbox: tuple[str, ...] = ("--seed", "7", "--connections", "60"),
     warehouse_url: str | None = None,
 ) -> Iterator[Deployment]:
     """The shipped instance config over a fresh database and the emulator over HTTP.

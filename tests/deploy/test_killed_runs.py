@@ -20,7 +20,7 @@ from connections_pipeline.warehouse import Warehouse
 pytestmark = pytest.mark.slow
 
 # Slow answers keep the sync busy long enough to be killed halfway through its requests.
-SLOW_FINCH = ("--seed", "23", "--connections", "200", "--latency-ms", "500")
+SLOW_FINCH = ("--seed", "23", "--connections", "80", "--latency-ms", "500")
 KILL_AFTER_REQUESTS = 40
 
 

@@ -58,7 +58,7 @@ def test_sigkill_leaves_previous_snapshot_and_next_run_converges(
 ) -> None:
     rng = random.Random(f"crash-points:{kind}")
     kills = KILLS_PER_PHASE[kind]
-    sandbox = FinchSandbox(SandboxConfig(seed=61, connections=80, time_scale=0.01))
+    sandbox = FinchSandbox(SandboxConfig(seed=61, connections=40, time_scale=0.01))
     killed, reference = _warehouses(kind, tmp_path, request)
 
     def answered() -> int:
