@@ -27,6 +27,7 @@ RUNS = {
         ["finch_client.py", "company", "--calls", "8", "--time-scale", "0.01"],
         "company",
     ),
+    "fleet_memory": (["fleet_memory.py", "--tokens", "200"], "peak RSS"),
     "normalize": (["normalize.py", "--rows", "600", "--workers", "1"], "rows/s"),
     "sync_requests": (["sync_requests.py", "--connections", "40"], "steady run"),
     "warehouse_load": (["warehouse_load.py", "--rows", "400", "--repeat", "1"], "ratio"),

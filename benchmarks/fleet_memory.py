@@ -1,0 +1,178 @@
+"""Peak memory of one sync against a large fleet, measured the way it runs.
+
+The emulator runs in its own process with Finch's limits off (`--no-rate-limits`), so the
+run measures the pipeline, not the waiting. The sync runs in a process of its own too
+(`sync_with_resources`, as the Dagster asset and `connections-pipeline run` call it), and
+its peak resident set size is read from the kernel when it exits (`wait4`'s `ru_maxrss`):
+no sampling, nothing missed between samples. One first sync, into a fresh warehouse.
+
+Printed: the fleet (tokens, connections), the warehouse, the requests, the sync's peak RSS,
+its time, and the rows it loaded into `finch_connections`.
+
+    python benchmarks/fleet_memory.py --tokens 300000
+    python benchmarks/fleet_memory.py --tokens 300000 --warehouse postgres
+    python benchmarks/fleet_memory.py --tokens 1000000 --budget 250000
+    python benchmarks/fleet_memory.py --tokens 20000 --profile 15
+
+`--profile N` also prints the N source lines holding the most memory (tracemalloc) when the
+last `/introspect` answer has arrived: the point where a run holds every token's answer.
+Targets (issue "a million tokens on one machine"): <= 2.5 GiB for 300,000 tokens polled in
+one run, <= 3 GiB for a 1,000,000-token fleet under a request budget of 250,000.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from _sandbox_process import sandbox_process
+
+GIB = 1024**3
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The emulator's fleet has about this many tokens per connection (re-issued tokens, several
+# tokens of one employer); the count printed is the emulator's own.
+TOKENS_PER_CONNECTION = 1.1
+SCHEMA = "finch"
+# The client paces itself to Finch's limits; shrunk this far, its pacing costs nothing and the
+# emulator (limits off) answers as fast as it can.
+CLIENT_TIME_SCALE = 1e-3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    subcommands = parser.add_subparsers(dest="command")
+    child = subcommands.add_parser("sync", help="(internal) the measured sync process")
+    child.add_argument("--finch", required=True)
+    child.add_argument("--warehouse-url", required=True)
+    child.add_argument("--budget", type=int)
+    child.add_argument("--profile", type=int, default=0)
+    parser.add_argument("--tokens", type=int, default=300_000)
+    parser.add_argument("--budget", type=int, help="request budget of the run (default: none)")
+    parser.add_argument("--warehouse", choices=("duckdb", "postgres"), default="duckdb")
+    parser.add_argument("--postgres-url", default=LOCAL_POSTGRES)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
+    args = parser.parse_args()
+    if args.command == "sync":
+        _measured_sync(args)
+    else:
+        _benchmark(args)
+
+
+def _benchmark(args: argparse.Namespace) -> None:
+    connections = max(round(args.tokens / TOKENS_PER_CONNECTION), 1)
+    options = ("--seed", str(args.seed), "--connections", str(connections), "--no-rate-limits")
+    with (
+        sandbox_process(*options) as base_url,
+        tempfile.TemporaryDirectory(prefix="fleet-memory-") as folder,
+        _warehouse(args, Path(folder)) as warehouse_url,
+    ):
+        fleet = httpx.get(f"{base_url}/_sandbox/tokens", timeout=600).json()["tokens"]
+        print(
+            f"fleet: {len(fleet):,} tokens of {connections:,} connections; warehouse "
+            f"{args.warehouse}; request budget {args.budget or 'none'}",
+            flush=True,
+        )
+        del fleet
+        command = [
+            sys.executable, __file__, "sync",
+            "--finch", base_url, "--warehouse-url", warehouse_url,
+            "--profile", str(args.profile),
+        ]  # fmt: skip
+        if args.budget:
+            command += ["--budget", str(args.budget)]
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - started
+        output = process.stdout.read() if process.stdout else ""
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"the sync failed:\n{output[-3000:]}")
+        *profile, last = output.strip().splitlines()
+        said = json.loads(last)
+    for line in profile:
+        print(line)
+    peak = usage.ru_maxrss * 1024  # KiB on Linux
+    print(
+        f"sync: {said['tokens']:,} tokens polled ({said['deferred']:,} deferred), "
+        f"{said['requests']:,} requests, {said['rows']:,} rows loaded, status {said['status']}"
+    )
+    print(f"peak RSS {peak / GIB:.2f} GiB; time {elapsed:.1f} s")
+
+
+@contextmanager
+def _warehouse(args: argparse.Namespace, folder: Path) -> Iterator[str]:
+    """A fresh warehouse: a DuckDB file, or a database of its own on the PostgreSQL server."""
+    if args.warehouse == "duckdb":
+        yield f"duckdb:///{folder / 'warehouse.duckdb'}"
+        return
+    name = f"fleet_memory_{secrets.token_hex(4)}"
+    admin = sa.create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(args.postgres_url).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _measured_sync(args: argparse.Namespace) -> None:
+    """The sync, in this process; its figures as one JSON line, last."""
+    from connections_pipeline.assets.sync import sync_with_resources
+    from connections_pipeline.resources import FinchResource, TokenSourceResource
+    from connections_pipeline.sync.run import SyncSettings
+    from connections_pipeline.transform.polling import RunBudget
+    from connections_pipeline.warehouse import Warehouse
+
+    if args.profile:
+        tracemalloc.start(8)
+    settings = SyncSettings(budget=RunBudget(max_requests=args.budget))
+    finch = FinchResource(base_url=args.finch, time_scale=CLIENT_TIME_SCALE)
+    with Warehouse(args.warehouse_url, schema=SCHEMA) as warehouse:
+        result = sync_with_resources(
+            "fleet-memory",
+            finch,
+            TokenSourceResource(kind="sandbox"),
+            warehouse,
+            settings,
+            progress=_profile_at_the_last_answer(args.profile),
+        )
+    run = result.sync_run
+    figures = {
+        "tokens": run["tokens"] - run["tokens_deferred"],
+        "deferred": run["tokens_deferred"],
+        "requests": run["requests"],
+        "rows": result.connections.height,
+        "status": run["status"],
+    }
+    print(json.dumps(figures), flush=True)
+
+
+def _profile_at_the_last_answer(top: int) -> Callable[[str, int, int], None]:
+    def report(endpoint: str, done: int, total: int) -> None:
+        if not top or endpoint != "introspect" or done != total:
+            return
+        snapshot = tracemalloc.take_snapshot()
+        current, _ = tracemalloc.get_traced_memory()
+        print(f"tracemalloc at the last /introspect answer: {current / GIB:.2f} GiB traced")
+        for stat in snapshot.statistics("lineno")[:top]:
+            frame = stat.traceback[0]
+            print(f"  {stat.size / 2**20:8.1f} MiB {stat.count:>9,} blocks  {frame}")
+
+    return report
+
+
+if __name__ == "__main__":
+    main()
