@@ -21,6 +21,7 @@ one run, <= 3 GiB for a 1,000,000-token fleet under a request budget of 250,000.
 """
 
 import argparse
+import inspect
 import json
 import os
 import secrets
@@ -138,6 +139,7 @@ def _measured_sync(args: argparse.Namespace) -> None:
 
     if args.profile:
         tracemalloc.start(8)
+    _report_phases()
     settings = SyncSettings(budget=RunBudget(max_requests=args.budget))
     finch = FinchResource(base_url=args.finch, time_scale=CLIENT_TIME_SCALE)
     with Warehouse(args.warehouse_url, schema=SCHEMA) as warehouse:
@@ -158,6 +160,41 @@ def _measured_sync(args: argparse.Namespace) -> None:
         "status": run["status"],
     }
     print(json.dumps(figures), flush=True)
+
+
+# The sync's phases, as `sync.run` calls them: the memory after each says where the peak is.
+PHASES = ("extract", "build_snapshot", "split_valid", "trust_figures")
+
+
+def _report_phases() -> None:
+    """Print the resident set (now, and the peak so far) after each phase of the sync."""
+    import connections_pipeline.sync.run as run
+    from connections_pipeline.warehouse import Warehouse
+
+    def after(name: str, function: Callable) -> Callable:
+        def phase(*args: object, **kwargs: object) -> object:
+            value = function(*args, **kwargs)
+            print(f"  after {name:<16} {_memory()}", flush=True)
+            return value
+
+        async def async_phase(*args: object, **kwargs: object) -> object:
+            value = await function(*args, **kwargs)
+            print(f"  after {name:<16} {_memory()}", flush=True)
+            return value
+
+        return async_phase if inspect.iscoroutinefunction(function) else phase
+
+    for name in PHASES:
+        setattr(run, name, after(name, getattr(run, name)))
+    Warehouse.load_run = after("load_run", Warehouse.load_run)
+    Warehouse.read_current = after("read_current", Warehouse.read_current)
+
+
+def _memory() -> str:
+    """This process's resident set now and its peak so far (/proc/self/status)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    now, peak = (int(fields[key].split()[0]) * 1024 / GIB for key in ("VmRSS", "VmHWM"))
+    return f"RSS {now:.2f} GiB, peak {peak:.2f} GiB"
 
 
 def _profile_at_the_last_answer(top: int) -> Callable[[str, int, int], None]:
