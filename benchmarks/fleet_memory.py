@@ -24,7 +24,6 @@ import argparse
 import inspect
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -35,8 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 from _sandbox_process import sandbox_process
+from _scratch_database import scratch_database
 
 GIB = 1024**3
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -117,16 +116,8 @@ def _warehouse(args: argparse.Namespace, folder: Path) -> Iterator[str]:
     if args.warehouse == "duckdb":
         yield f"duckdb:///{folder / 'warehouse.duckdb'}"
         return
-    name = f"fleet_memory_{secrets.token_hex(4)}"
-    admin = sa.create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(args.postgres_url).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(args.postgres_url, "fleet_memory") as url:
+        yield url
 
 
 def _measured_sync(args: argparse.Namespace) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import sqlalchemy as sa
+from _scratch_database import scratch_database
 
 from connections_pipeline.warehouse import (
     CONNECTIONS,
@@ -347,17 +348,8 @@ def main() -> None:
             url = f"duckdb:///{Path(folder) / 'bench.duckdb'}"
             bench("duckdb", url, first, second, args.repeat)
     if args.only in (None, "postgres"):
-        database = f"cp_bench_{os.getpid()}"
-        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
-        try:
-            url = sa.make_url(ADMIN_URL).set(database=database).render_as_string(False)
+        with scratch_database(ADMIN_URL, "cp_bench") as url:
             bench("postgres", url, first, second, args.repeat)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-            admin.dispose()
 
 
 if __name__ == "__main__":
