@@ -153,6 +153,7 @@ def _measured_sync(args: argparse.Namespace) -> None:
     print(json.dumps(figures), flush=True)
 
 
+STARTED = time.perf_counter()
 # The sync's phases, as `sync.run` calls them: the memory after each says where the peak is.
 PHASES = ("extract", "build_snapshot", "split_valid", "trust_figures")
 
@@ -182,10 +183,11 @@ def _report_phases() -> None:
 
 
 def _memory() -> str:
-    """This process's resident set now and its peak so far (/proc/self/status)."""
+    """Seconds since the sync process started, and its resident set now and its peak so far
+    (/proc/self/status)."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     now, peak = (int(fields[key].split()[0]) * 1024 / GIB for key in ("VmRSS", "VmHWM"))
-    return f"RSS {now:.2f} GiB, peak {peak:.2f} GiB"
+    return f"{time.perf_counter() - STARTED:7.1f} s  RSS {now:.2f} GiB, peak {peak:.2f} GiB"
 
 
 def _profile_at_the_last_answer(top: int) -> Callable[[str, int, int], None]:

@@ -54,7 +54,7 @@ TARGET_PEAK_MIB = 1_536
 def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str, int]:
     """One seeded emulator dataset rendered as raw `/introspect` rows and token-source rows."""
     from connections_pipeline.finch.fingerprint import token_fingerprint
-    from connections_pipeline.sync.extract import RAW_SCHEMA
+    from connections_pipeline.sync.raw_rows import RAW_SCHEMA
     from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA
     from finch_sandbox import payloads
     from finch_sandbox.dataset import generate_dataset
@@ -95,7 +95,7 @@ def _generate_chunk(seed: int, connections: int, folder: str) -> tuple[str, str,
 
 def generate(rows: int, folder: Path, workers: int) -> tuple[int, float]:
     """Write raw.parquet and token_source.parquet with exactly `rows` introspect rows."""
-    from connections_pipeline.sync.extract import RAW_SCHEMA
+    from connections_pipeline.sync.raw_rows import RAW_SCHEMA
     from finch_sandbox.providers import PROVIDERS_BODY
 
     # About 1.3 tokens per connection in the emulator's mix; a spare chunk covers the rest.

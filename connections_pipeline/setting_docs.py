@@ -72,6 +72,14 @@ SETTING_DOCS: Mapping[str, tuple[str, str]] = MappingProxyType(
             '"acct.privatelink.snowflakecomputing.com"}`; may hold secrets (shown by key only, '
             "scrubbed from messages). See Snowflake",
         ),
+        "CONNECTIONS_MEMORY_LIMIT_MB": (
+            "2048",
+            "memory budget of a sync beyond its Python objects, in MB (at least 256): Finch's "
+            "answers are spooled to Parquet files in a folder of their own under the system's "
+            "temp folder (`TMPDIR`) in chunks of 1/64 of it and loaded from there, and an embedded"
+            " DuckDB gets a quarter of it before it spills to `<file>.tmp`. The default suits a 4 GiB "
+            "run container; see Performance",
+        ),
         "CONNECTIONS_WAREHOUSE_SCHEMA": (
             "`finch`",
             "schema of the tables: a plain identifier, not `pg_*`, `information_schema`, "

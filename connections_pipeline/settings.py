@@ -11,6 +11,11 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from connections_pipeline.memory_budget import (
+    DEFAULT_MEMORY_LIMIT_MB,
+    MEMORY_LIMIT_SETTING,
+    MemoryBudget,
+)
 from connections_pipeline.notify.destinations import CHANNEL_SETTINGS, destinations
 from connections_pipeline.resources import (
     ExportDestinationResource,
@@ -86,6 +91,7 @@ WAREHOUSE_SETTINGS: dict[str, tuple[str, Any]] = {
     "CONNECTIONS_WAREHOUSE_URL": ("url", DEFAULT_WAREHOUSE_URL),
     "CONNECTIONS_WAREHOUSE_SCHEMA": ("schema_name", "finch"),
     CONNECT_ARGS_SETTING: ("connect_args", None),
+    MEMORY_LIMIT_SETTING: ("memory_limit_mb", DEFAULT_MEMORY_LIMIT_MB),
 }
 GUARD_SETTINGS: dict[str, tuple[str, Any]] = {
     LIVE_DROP_SHARE_SETTING: ("max_live_drop_share", 0.2),
@@ -152,6 +158,14 @@ def _check_token_source(env: Mapping[str, str]) -> None:
                 "embedded Finch emulator, which knows none of them; set FINCH_BASE_URL "
                 "(e.g. https://api.tryfinch.com)"
             )
+
+
+def _check_memory_limit(env: Mapping[str, str]) -> None:
+    if text := env.get(MEMORY_LIMIT_SETTING):
+        try:
+            MemoryBudget(int(_number(MEMORY_LIMIT_SETTING, text, int)))
+        except ValueError as exc:
+            raise SettingError(str(exc)) from None
 
 
 def _check_choices(env: Mapping[str, str]) -> None:
@@ -221,6 +235,7 @@ def build_resources(env: Mapping[str, str]) -> dict[str, Any]:
     _check_notify(env)
     _check_token_source(env)
     _check_choices(env)
+    _check_memory_limit(env)
     freshness_hours(env)
     webhook_sensor_seconds(env)
     finch = FinchResource(**_bind(FINCH_SETTINGS, env))

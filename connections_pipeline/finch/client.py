@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import aiohttp
 import httpx
@@ -63,6 +63,10 @@ NOT_SENT_HTTPX_ERRORS = (
 NOT_PROCESSED_STATUSES = frozenset({429})
 
 ProgressCallback = Callable[[int, int], None]
+T = TypeVar("T")
+# Calls started at once by `for_each_completed`: above any concurrency the client is given
+# (its semaphore and pacer hold the rest back), far below a fleet's size.
+IN_FLIGHT_CALLS = 256
 
 
 class _Attempt(NamedTuple):
@@ -190,6 +194,11 @@ class FinchClient:
     async def disconnect(self, access_token: str) -> FinchCallResult:
         """`POST /disconnect`: revokes every token of the token's connection."""
         return await self._call("disconnect", "POST", "/disconnect", access_token=access_token)
+
+    @property
+    def in_flight_limit(self) -> int:
+        """Calls worth starting at once: enough to keep every connection slot busy."""
+        return max(IN_FLIGHT_CALLS, 2 * self._config.max_concurrency)
 
     def reserve_for_products(self, requests_per_window: int) -> None:
         """See `Pacer.reserve_for_products`: IP budget kept for company calls."""
@@ -426,19 +435,49 @@ async def gather_with_progress(
     calls: Iterable[Awaitable[FinchCallResult]],
     total: int,
     on_progress: ProgressCallback | None = None,
+    limit: int = IN_FLIGHT_CALLS,
 ) -> list[FinchCallResult]:
-    """Await every call concurrently, reporting (done, total) as they finish."""
+    """Await every call, at most `limit` at once, reporting (done, total) as they finish;
+    results in the order of `calls`."""
+    results: list[FinchCallResult | None] = [None] * total
+
+    def keep(index: int, result: FinchCallResult) -> None:
+        results[index] = result
+
+    await for_each_completed(calls, keep, total, on_progress, limit)
+    return cast(list[FinchCallResult], results)
+
+
+async def for_each_completed(
+    calls: Iterable[Awaitable[T]],
+    on_result: Callable[[int, T], None],
+    total: int,
+    on_progress: ProgressCallback | None = None,
+    limit: int = IN_FLIGHT_CALLS,
+) -> None:
+    """Await `calls`, at most `limit` at once, handing each (position, result) to
+    `on_result` as it finishes and reporting (done, total).
+
+    A call is taken from `calls` only when a worker is free, so a generator of a million
+    calls holds `limit` coroutines at a time, not a million: memory follows the
+    concurrency, not the fleet. The client's own semaphore and pacer still decide when each
+    request leaves; `limit` only has to exceed them to keep them busy.
+    """
+    pending = iter(enumerate(calls))
     done = 0
 
-    async def tracked(call: Awaitable[FinchCallResult]) -> FinchCallResult:
+    async def worker() -> None:
         nonlocal done
-        result = await call
-        done += 1
-        if on_progress is not None:
-            on_progress(done, total)
-        return result
+        # One event loop thread: taking the next call never interleaves with another worker.
+        for index, call in pending:
+            result = await call
+            done += 1
+            on_result(index, result)
+            if on_progress is not None:
+                on_progress(done, total)
 
-    return await asyncio.gather(*(tracked(call) for call in calls))
+    # gather, not a TaskGroup: the first error propagates as itself, as it always has.
+    await asyncio.gather(*(worker() for _ in range(max(min(limit, total), 1))))
 
 
 def _check_token(access_token: str) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from connections_pipeline.memory_budget import DEFAULT_MEMORY_LIMIT_MB
 from connections_pipeline.redaction import safe_database_url, scrub, url_secrets
 from connections_pipeline.resources.redacted_fields import RedactedFields
 from connections_pipeline.warehouse import Warehouse, validate_schema_name
@@ -26,6 +27,8 @@ class WarehouseResource(RedactedFields, dg.ConfigurableResource):
     # The driver's own connection arguments as a JSON object (e.g. Snowflake's host and port
     # behind a private link, or a key file's passphrase): shown by key only.
     connect_args: str | None = None
+    # CONNECTIONS_MEMORY_LIMIT_MB: see `memory_budget`.
+    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
 
     def _shown(self) -> Mapping[str, str]:
         return {
@@ -47,6 +50,7 @@ class WarehouseResource(RedactedFields, dg.ConfigurableResource):
             schema=self.schema_name,
             hold_connections=hold_connections,
             connect_args=self.connect_args,
+            memory_limit_mb=self.memory_limit_mb,
         )
 
     def secret_values(self) -> list[str]:

@@ -42,7 +42,7 @@ class TokenSourceError(ValueError):
     """The token or session source is unusable; names the setting at fault."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceToken:
     access_token: str = field(repr=False)
     fingerprint: str
@@ -53,7 +53,7 @@ class SourceToken:
 
     def detail(self, name: str) -> str | None:
         """One of CONNECTION_DETAILS, as the source gave it (None when it gave none)."""
-        return dict(self.details).get(name)
+        return next((value for key, value in self.details if key == name), None)
 
     def hints(self) -> tuple[Any, ...]:
         """What the source says about the token besides the token itself."""
@@ -93,19 +93,19 @@ class SourceBatch:
     session_locations: list[str] | None = None
 
     def token_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            [
-                {
-                    "token_fingerprint": token.fingerprint,
-                    "source_connection_id": token.connection_id,
-                    "source_disconnected": token.disconnected,
-                    "issued_at": token.issued_at,
-                    **{f"source_{name}": token.detail(name) for name in CONNECTION_DETAILS},
-                }
-                for token in self.tokens
-            ],
-            schema=TOKEN_FRAME_SCHEMA,
-        )
+        """One row per token, built column by column (no dict per token)."""
+        tokens = self.tokens
+        columns: dict[str, list[Any]] = {
+            "token_fingerprint": [token.fingerprint for token in tokens],
+            "source_connection_id": [token.connection_id for token in tokens],
+            "source_disconnected": [token.disconnected for token in tokens],
+            "issued_at": [token.issued_at for token in tokens],
+            **{
+                f"source_{name}": [token.detail(name) for token in tokens]
+                for name in CONNECTION_DETAILS
+            },
+        }
+        return pl.DataFrame(columns, schema=TOKEN_FRAME_SCHEMA)
 
     @property
     def skipped_rows(self) -> list[str]:
@@ -131,30 +131,51 @@ def tokens_from_records(records: Iterable[Mapping[str, Any]], setting: str) -> S
 def tokens_from_source(records: Iterable[SourceRecord]) -> SourceBatch:
     """Tokens from source records: unusable rows rejected with their reason, rows repeating a
     token with the same details merged, rows repeating it with other details rejected (which
-    of them is right cannot be known)."""
+    of them is right cannot be known).
+
+    `records` is read once, as it comes (a SQL source streams it in batches): only each
+    token and where it was listed are kept, never the row itself.
+    """
     rejected: list[dict[str, Any]] = []
-    listed: dict[str, list[tuple[SourceRecord, SourceToken]]] = {}
+    listed: dict[str, tuple[str, SourceToken]] = {}
+    repeats: dict[str, list[tuple[str, SourceToken]]] = {}
     for record in records:
         token = _token_of(record)
         if isinstance(token, RowProblem):
             rejected.append(_rejection(TOKEN_ROW, record, token))
-            continue
-        listed.setdefault(token.fingerprint, []).append((record, token))
+        elif token.fingerprint in listed:
+            repeats.setdefault(token.fingerprint, []).append((record.location, token))
+        else:
+            listed[token.fingerprint] = (record.location, token)
     tokens, duplicates = [], 0
-    for copies in listed.values():
+    for fingerprint, first in listed.items():
+        copies = [first, *repeats.get(fingerprint, ())]
         if len({token.hints() for _, token in copies}) == 1:
             tokens.append(copies[-1][1])
             duplicates += len(copies) - 1
             continue
-        where = ", ".join(record.location for record, _ in copies)
+        where = ", ".join(location for location, _ in copies)
         problem = RowProblem(
             f"the same access_token is listed {len(copies)} times with different details "
             f"(connection_id, disconnected, issued_at, customer or company) ({where}); none "
             "of them is used",
-            copies[0][1].fingerprint,
+            fingerprint,
         )
-        rejected += [_rejection(TOKEN_ROW, record, problem) for record, _ in copies]
+        rejected += [
+            _rejection(TOKEN_ROW, SourceRecord(location, _hints_of(token)), problem)
+            for location, token in copies
+        ]
     return SourceBatch(tokens, [], _rejected_frame(rejected), duplicates)
+
+
+def _hints_of(token: SourceToken) -> dict[str, Any]:
+    """What a row said besides its token: the details two conflicting rows disagree on."""
+    return {
+        "connection_id": token.connection_id,
+        "disconnected": token.disconnected,
+        "issued_at": token.issued_at,
+        **dict(token.details),
+    }
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
 """Tokens and sessions from the application's own database, through a query."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
 from connections_pipeline.redaction import safe_database_url, scrub, url_secrets
 from connections_pipeline.sources.records import SourceBatch, TokenSourceError, tokens_from_records
+
+# Rows fetched from the application's database at a time.
+SOURCE_BATCH_ROWS = 10_000
 
 
 def read_token_query(url: str, query: str, sessions_query: str | None = None) -> SourceBatch:
@@ -35,7 +40,7 @@ def read_token_query(url: str, query: str, sessions_query: str | None = None) ->
                 )
             batch = tokens_from_records(rows, "CONNECTIONS_TOKENS_QUERY")
             sessions = (
-                _execute(connection, sessions_query, "CONNECTIONS_SESSIONS_QUERY")[1]
+                list(_execute(connection, sessions_query, "CONNECTIONS_SESSIONS_QUERY")[1])
                 if sessions_query
                 else []
             )
@@ -47,10 +52,25 @@ def read_token_query(url: str, query: str, sessions_query: str | None = None) ->
 
 def _execute(
     connection: sa.Connection, query: str, setting: str
-) -> tuple[list[str], list[dict[str, Any]]]:
+) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """The query's column names and its rows, fetched `SOURCE_BATCH_ROWS` at a time (a
+    server-side cursor where the driver has one), so a million-row source is never held
+    whole."""
+    with _query_errors(setting):
+        result = connection.execution_options(yield_per=SOURCE_BATCH_ROWS).execute(sa.text(query))
+
+    def rows() -> Iterator[dict[str, Any]]:
+        with _query_errors(setting):
+            for row in result.mappings():
+                yield dict(row)
+
+    return list(result.keys()), rows()
+
+
+@contextmanager
+def _query_errors(setting: str) -> Iterator[None]:
     try:
-        result = connection.execute(sa.text(query))
-        return list(result.keys()), [dict(row) for row in result.mappings()]
+        yield
     except sa.exc.DataError as exc:
         # A value error quotes the offending value, which may be a token: say only its kind.
         raise TokenSourceError(

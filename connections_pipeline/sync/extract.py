@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,15 +12,11 @@ import polars as pl
 
 from connections_pipeline.concepts import LIVE
 from connections_pipeline.finch import FinchCallResult, FinchClient
-from connections_pipeline.finch.client import gather_with_progress
+from connections_pipeline.finch.client import for_each_completed
 from connections_pipeline.sources.records import SourceBatch, SourceToken
 from connections_pipeline.sync.decoding import IntrospectionDecoder
-from connections_pipeline.sync.raw_rows import (
-    RAW_SCHEMA,
-    raw_row,
-    server_time,
-    with_answered_connections,
-)
+from connections_pipeline.sync.raw_rows import raw_row, server_time
+from connections_pipeline.sync.raw_spool import RawResponses, RawSpool
 from connections_pipeline.transform.finch_clock import (
     ClockReading,
     ClockRule,
@@ -47,7 +43,9 @@ COMPANY_CALLS_PER_IP_WINDOW = 95
 
 @dataclass(frozen=True)
 class Extraction:
-    raw: pl.DataFrame
+    # The run's raw responses: bodies spooled to disk, the rest and what the snapshot reads
+    # from the follow-up bodies in memory.
+    raw: RawResponses
     as_of: datetime
     request_stats: dict[str, Any]
     # Parsed `/introspect` answers and undecodable ones, kept so the snapshot does not
@@ -94,6 +92,8 @@ async def extract(
     progress: Progress | None = None,
     jobs_for: frozenset[str] = frozenset(),
     clock_rule: ClockRule = FINCH_CLOCK_RULE,
+    *,
+    spool: RawSpool,
 ) -> Extraction:
     """Providers once, `/introspect` per polled token, then jobs and company only where
     needed (never for a token of another application than `application`); jobs also for the
@@ -102,16 +102,17 @@ async def extract(
     Which tokens are polled: `rules.budget` and `rules.only_connection_ids`, whole
     connections in priority order (see `transform.polling`); the others are deferred.
     The snapshot's time is read from the answers' `Date` headers by `clock_rule` (see
-    `transform.finch_clock`).
+    `transform.finch_clock`). Every answer goes to `spool` as it arrives; none is kept.
     """
     started = datetime.now(UTC)
-    records: list[dict[str, Any]] = []
     budget = rules.budget
     providers = await client.providers()
-    records.append(raw_row(run_id, providers, None, None))
+    spool.add(raw_row(run_id, providers, None, None))
+    headers = _DateHeaders()
+    headers.add(providers)
     token_frame = batch.token_frame()
     order = polling_order(token_frame, previous, previous_tokens)
-    as_of_guess = _clock([providers], started, clock_rule).as_of
+    as_of_guess = _clock(headers, started, clock_rule).as_of
     allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)
     plan = plan_polling(order, allowance, rules.only_connection_ids)
     # Company names already due for connections known from the last run are asked for
@@ -127,28 +128,26 @@ async def extract(
     if allowance is not None and not known_due.is_empty():
         reserve = min(known_due.height, company_allowance(allowance, budget.company_share))
         plan = plan_polling(order, max(allowance - reserve, 0), rules.only_connection_ids)
-    calls = _Calls(client, by_fingerprint, run_id, progress)
+    calls = _Calls(client, by_fingerprint, run_id, progress, spool)
     # The plan's cost leaves room for the job listing each new connection will need.
     company_budget = _company_budget(1 + plan.requests, budget)
     early = known_due.head(company_budget)
     client.reserve_for_products(min(early.height, COMPANY_CALLS_PER_IP_WINDOW))
     decoder = IntrospectionDecoder()
-    answers: dict[str, dict[str, Any]] = {}
 
     def answered(token: SourceToken, result: FinchCallResult) -> None:
-        answers[token.fingerprint] = row = raw_row(
-            run_id, result, token.fingerprint, token.connection_id
-        )
+        row = raw_row(run_id, result, token.fingerprint, token.connection_id)
+        spool.add(row)
         decoder.add(row)
+        headers.add(result)
 
-    (polled, late), early_records = await asyncio.gather(
+    late, _ = await asyncio.gather(
         _introspect_until(
             client, [by_fingerprint[f] for f in plan.polled], order, budget, progress, answered
         ),
         _early_company_calls(client, calls, _pairs(early)),
     )
-    records += [answers[token.fingerprint] for token, _ in polled]
-    clock = _clock([providers, *(result for _, result in polled)], started, clock_rule)
+    clock = _clock(headers, started, clock_rule)
     as_of = clock.as_of
     parsed = await decoder.decoded()
     ours, _ = split_by_application(parsed[0], application or Application())
@@ -168,22 +167,20 @@ async def extract(
         companies.height + early.height,
         early.height,
     )
-    records += early_records
-    records += await calls.many("jobs", _pairs(jobs))
-    records += await calls.many("company", _pairs(companies))
-    raw = with_answered_connections(pl.DataFrame(records, schema=RAW_SCHEMA), parsed[0])
+    await calls.many("jobs", _pairs(jobs))
+    await calls.many("company", _pairs(companies))
+    raw = await asyncio.to_thread(spool.finish, parsed[0], clock)
     coverage = _coverage(order, [*plan.deferred, *late])
-    raw = _trusted_fetch_times(raw, clock)
     return Extraction(raw, as_of, client.stats.as_dict(), parsed, coverage, clock)
 
 
 async def _early_company_calls(
     client: FinchClient, calls: "_Calls", wanted: list[tuple[str, str]]
-) -> list[dict[str, Any]]:
+) -> None:
     """The company names asked for alongside the introspections; once they are in, the
     IP budget kept for them goes back to the introspections."""
     try:
-        return await calls.many("company", wanted)
+        await calls.many("company", wanted)
     finally:
         client.reserve_for_products(0)
 
@@ -194,22 +191,24 @@ def _pairs(plan: pl.DataFrame) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class _Calls:
-    """Follow-up calls, each recorded as a raw row under the connection it was made for."""
+    """Follow-up calls, each spooled as a raw row under the connection it was made for."""
 
     client: FinchClient
     tokens: dict[str, SourceToken]
     run_id: str
     progress: Progress | None
+    spool: RawSpool
 
-    async def many(self, endpoint: str, wanted: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def many(self, endpoint: str, wanted: list[tuple[str, str]]) -> None:
         call = self.client.automated_jobs if endpoint == "jobs" else self.client.company
         report = _reporter(self.progress, endpoint)
-        calls = [call(self.tokens[fingerprint].access_token) for _, fingerprint in wanted]
-        results = await gather_with_progress(calls, len(calls), report)
-        return [
-            raw_row(self.run_id, result, fingerprint, connection_id)
-            for (connection_id, fingerprint), result in zip(wanted, results, strict=True)
-        ]
+        calls = (call(self.tokens[fingerprint].access_token) for _, fingerprint in wanted)
+
+        def answered(index: int, result: FinchCallResult) -> None:
+            connection_id, fingerprint = wanted[index]
+            self.spool.add(raw_row(self.run_id, result, fingerprint, connection_id))
+
+        await for_each_completed(calls, answered, len(wanted), report, self.client.in_flight_limit)
 
 
 def _late_company_calls(left: int, previous: pl.DataFrame) -> int:
@@ -240,25 +239,25 @@ async def _introspect_until(
     budget: RunBudget,
     progress: Progress | None,
     answered: Callable[[SourceToken, FinchCallResult], None],
-) -> tuple[list[tuple[SourceToken, FinchCallResult]], list[str]]:
+) -> list[str]:
     """Introspect `tokens` in order, handing each answer to `answered` as it arrives; with
     a deadline, in slices of whole connections, and what has not started when the deadline
     passes is deferred (fingerprints returned)."""
     report = _reporter(progress, "introspect")
     if budget.deadline is None:
-        results = await _introspect(client, tokens, answered, report)
-        return list(zip(tokens, results, strict=True)), []
+        await _introspect(client, tokens, answered, report)
+        return []
     groups = dict(order.select("token_fingerprint", "group").iter_rows())
     stop_at = time.monotonic() + budget.deadline.total_seconds()
-    done: list[tuple[SourceToken, FinchCallResult]] = []
+    done = 0
     for start, batch in _slices(tokens, groups):
         if time.monotonic() >= stop_at:
-            return done, [token.fingerprint for token in tokens[start:]]
-        results = await _introspect(client, batch, answered)
-        done += zip(batch, results, strict=True)
+            return [token.fingerprint for token in tokens[start:]]
+        await _introspect(client, batch, answered)
+        done += len(batch)
         if report is not None:
-            report(len(done), len(tokens))
-    return done, []
+            report(done, len(tokens))
+    return []
 
 
 async def _introspect(
@@ -266,13 +265,12 @@ async def _introspect(
     tokens: list[SourceToken],
     answered: Callable[[SourceToken, FinchCallResult], None],
     report: Callable[[int, int], None] | None = None,
-) -> list[FinchCallResult]:
-    async def one(token: SourceToken) -> FinchCallResult:
-        result = await client.introspect(token.access_token)
-        answered(token, result)
-        return result
+) -> None:
+    def one(index: int, result: FinchCallResult) -> None:
+        answered(tokens[index], result)
 
-    return await gather_with_progress((one(token) for token in tokens), len(tokens), report)
+    calls = (client.introspect(token.access_token) for token in tokens)
+    await for_each_completed(calls, one, len(tokens), report, client.in_flight_limit)
 
 
 SLICE_TOKENS = 500
@@ -311,29 +309,27 @@ def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], 
     return lambda done, total: progress(endpoint, done, total)
 
 
-def _clock(results: Sequence[FinchCallResult], started: datetime, rule: ClockRule) -> ClockReading:
-    """The snapshot's time from the `Date` headers of `results` (calls that got no answer
-    from Finch carry none and are not counted)."""
-    dates, missing, unreadable = [], 0, 0
-    for result in results:
+class _DateHeaders:
+    """The `Date` headers of the answers that tell the snapshot's time, as they arrive
+    (calls that got no answer from Finch carry none and are not counted)."""
+
+    def __init__(self) -> None:
+        self.dates: list[datetime] = []
+        self.missing = 0
+        self.unreadable = 0
+
+    def add(self, result: FinchCallResult) -> None:
         if result.status_code is None:
-            continue
+            return
         if not result.server_date:
-            missing += 1
+            self.missing += 1
         elif (date := server_time(result.server_date)) is None:
-            unreadable += 1
+            self.unreadable += 1
         else:
-            dates.append(date)
-    headers = HeaderDates(tuple(dates), missing, unreadable)
-    return read_clock(headers, (started, datetime.now(UTC)), rule)
+            self.dates.append(date)
 
 
-def _trusted_fetch_times(raw: pl.DataFrame, clock: ClockReading) -> pl.DataFrame:
-    """An answer's `fetched_at` outside the trusted window (an ignored `Date` header, or
-    this machine's clock beside a simulated one) becomes the snapshot's time: a company
-    name fetched "in 2999" would otherwise never be due again."""
-    fetched = pl.col("fetched_at")
-    trusted = fetched.is_between(pl.lit(clock.earliest), pl.lit(clock.latest))
-    return raw.with_columns(
-        pl.when(trusted).then(fetched).otherwise(pl.lit(clock.as_of)).alias("fetched_at")
-    )
+def _clock(headers: _DateHeaders, started: datetime, rule: ClockRule) -> ClockReading:
+    """The snapshot's time from the `Date` headers seen so far."""
+    dates = HeaderDates(tuple(headers.dates), headers.missing, headers.unreadable)
+    return read_clock(dates, (started, datetime.now(UTC)), rule)

@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 
 from connections_pipeline.finch import FinchCallResult
+from connections_pipeline.transform.finch_clock import ClockReading
 
 RAW_SCHEMA = {
     "run_id": pl.String,
@@ -61,9 +62,18 @@ def server_time(header: str | None) -> datetime | None:
 
 def with_answered_connections(raw: pl.DataFrame, introspections: pl.DataFrame) -> pl.DataFrame:
     """`/introspect` rows take the connection their decoded answer names."""
-    answered = introspections.select(
+    return with_answered(raw, answered_connections(introspections))
+
+
+def answered_connections(introspections: pl.DataFrame) -> pl.DataFrame:
+    """token_fingerprint, answered_id: the connection each decoded answer names."""
+    return introspections.select(
         "token_fingerprint", pl.col("connection_id").alias("answered_id")
     ).unique("token_fingerprint", keep="last")
+
+
+def with_answered(raw: pl.DataFrame, answered: pl.DataFrame) -> pl.DataFrame:
+    """`raw` with its successful `/introspect` rows under their `answered_connections`."""
     return (
         raw.join(answered, on="token_fingerprint", how="left", maintain_order="left")
         .with_columns(
@@ -73,4 +83,15 @@ def with_answered_connections(raw: pl.DataFrame, introspections: pl.DataFrame) -
             .alias("connection_id")
         )
         .drop("answered_id")
+    )
+
+
+def trusted_fetch_times(frame: pl.DataFrame, clock: ClockReading) -> pl.DataFrame:
+    """A `fetched_at` outside the trusted window (an ignored `Date` header, or this
+    machine's clock beside a simulated one) becomes the snapshot's time: a company name
+    fetched "in 2999" would otherwise never be due again."""
+    fetched = pl.col("fetched_at")
+    trusted = fetched.is_between(pl.lit(clock.earliest), pl.lit(clock.latest))
+    return frame.with_columns(
+        pl.when(trusted).then(fetched).otherwise(pl.lit(clock.as_of)).alias("fetched_at")
     )

@@ -15,6 +15,8 @@ from connections_pipeline.concepts import LIVE, REAUTH, STATES
 from connections_pipeline.finch.access import FinchAccess
 from connections_pipeline.sources.records import SourceBatch, session_rejections
 from connections_pipeline.sync.extract import Extraction, PollingRules, extract
+from connections_pipeline.sync.raw_spool import RawSpool
+from connections_pipeline.sync.spill import spill_folder
 from connections_pipeline.transform.finch_clock import ClockRule
 from connections_pipeline.transform.guards import (
     Application,
@@ -149,13 +151,19 @@ def run_sync(
     *,
     progress: Any = None,
     scrub: Callable[[str], str] = str,
+    spool_chunk_bytes: int | None = None,
 ) -> SyncResult:
     """Ask Finch about every token of `batch`, build and judge the snapshot, load it or hold
     it. The caller has checked the settings (see `assets.sync.sync_with_resources`).
 
+    Finch's answers are spooled to a spill folder of the run's own as they arrive, and that
+    folder is removed when the run ends, however it ends (see `sync.spill`).
+
     Args:
         scrub: removes the settings' secrets from a message, for the `failed` row of a run
             that stops with an error.
+        spool_chunk_bytes: bodies held before a chunk is written to the spill folder;
+            default: the warehouse's memory budget's share.
 
     Raises:
         SyncHeld: the snapshot was held (recorded as such, nothing else written).
@@ -164,7 +172,14 @@ def run_sync(
     clock = time.perf_counter()
     warehouse.ensure_tables()
     try:
-        return _sync(run_id, finch, batch, warehouse, settings, progress, started, clock)
+        with spill_folder() as folder:
+            spool = RawSpool(folder, spool_chunk_bytes or warehouse.memory.spool_chunk_bytes)
+            try:
+                return _sync(
+                    run_id, finch, batch, warehouse, settings, progress, started, clock, spool
+                )
+            finally:
+                spool.close()
     except SyncHeld:
         raise
     except Exception as exc:
@@ -181,6 +196,7 @@ def _sync(
     progress: Any,
     started: datetime,
     clock: float,
+    spool: RawSpool,
 ) -> SyncResult:
     previous = warehouse.read_current()
     previous_tokens = warehouse.read_tokens()
@@ -196,13 +212,13 @@ def _sync(
     new_sessions = sessions_not_stored(stored_sessions, incoming.sessions)
     application = settings.application
     extraction = asyncio.run(
-        _extract(finch, batch, previous, previous_tokens, run_id, settings, progress)
+        _extract(finch, batch, previous, previous_tokens, run_id, settings, progress, spool)
     )
     snapshot = build_snapshot(
         SnapshotInputs(
             run_id=run_id,
             as_of=extraction.as_of,
-            raw=extraction.raw,
+            raw=extraction.raw.rows,
             token_source=batch.token_frame(),
             previous=previous,
             previous_tokens=previous_tokens,
@@ -216,6 +232,7 @@ def _sync(
         ),
         CONNECTIONS_COLUMNS_NAMES,
         extraction.introspections,
+        extraction.raw.bodies,
     )
     validation = split_valid(snapshot.connections, CONNECTIONS_SCHEMA, "connection_key")
     figures = trust_figures(
@@ -279,6 +296,7 @@ async def _extract(
     run_id: str,
     settings: SyncSettings,
     progress: Any,
+    spool: RawSpool,
 ) -> Extraction:
     async with finch.open_client() as client:
         return await extract(
@@ -292,6 +310,7 @@ async def _extract(
             progress,
             settings.jobs_for_connection_ids,
             settings.clock,
+            spool=spool,
         )
 
 
@@ -312,7 +331,7 @@ def _result(
         run_id, extraction.as_of, snapshot, validation, entity_validation, rejected
     )
     token_outcomes = dict(Counter(snapshot.tokens["last_outcome"].to_list()))
-    failed_followups = extraction.raw.filter(
+    failed_followups = extraction.raw.rows.filter(
         pl.col("endpoint").is_in(["jobs", "company"]) & (pl.col("outcome") == "failed")
     ).height
     reading = extraction.clock

@@ -1,5 +1,7 @@
 """Turn raw Finch responses (one row per call) into typed, per-call frames."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
@@ -230,3 +232,50 @@ def freshest_per_connection(introspections: pl.DataFrame, tokens: pl.DataFrame) 
         .unique("connection_id", keep="first", maintain_order=True)
     )
     return pl.concat([introspections.filter(per_connection == 1), ranked], rechunk=False)
+
+
+# The raw-response columns the follow-up parsers read.
+_BODY_COLUMNS = {
+    "endpoint": pl.String,
+    "outcome": pl.String,
+    "connection_id": pl.String,
+    "fetched_at": UTC_DATETIME,
+    "body": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class FollowupBodies:
+    """What the snapshot reads from the bodies of `/providers`, `/jobs/automated` and
+    `/employer/company`: decoded once, so the bodies themselves need not be kept.
+
+    Attributes:
+        providers: as `parse_providers`.
+        companies: as `parse_companies`.
+        connected_at: as `parse_connected_at`.
+    """
+
+    providers: pl.DataFrame
+    companies: pl.DataFrame
+    connected_at: pl.DataFrame
+
+    @classmethod
+    def of(cls, raw: pl.DataFrame) -> "FollowupBodies":
+        return cls(parse_providers(raw), parse_companies(raw), parse_connected_at(raw))
+
+    @classmethod
+    def combined(cls, parts: Sequence["FollowupBodies"]) -> "FollowupBodies":
+        """The bodies of consecutive chunks of raw rows, as `of` reads them all at once:
+        the last answer per key wins, and the earliest connection time."""
+        if not parts:
+            return cls.of(pl.DataFrame(schema=_BODY_COLUMNS))
+        providers = pl.concat([part.providers for part in parts])
+        companies = pl.concat([part.companies for part in parts])
+        connected = pl.concat([part.connected_at for part in parts])
+        return cls(
+            providers.unique("provider_id", keep="last", maintain_order=True),
+            companies.unique("connection_id", keep="last", maintain_order=True),
+            connected.group_by("connection_id", maintain_order=True).agg(
+                pl.col("connected_at").min()
+            ),
+        )

@@ -21,12 +21,10 @@ from connections_pipeline.transform.guards import (
 )
 from connections_pipeline.transform.parse import (
     UTC_DATETIME,
+    FollowupBodies,
     followup_failures,
     freshest_per_connection,
-    parse_companies,
-    parse_connected_at,
     parse_introspections,
-    parse_providers,
 )
 from connections_pipeline.transform.sessions import session_progress, staged_rows
 from connections_pipeline.transform.token_frame import CONNECTION_DETAILS, SOURCE_DETAIL_COLUMNS
@@ -80,19 +78,22 @@ def build_snapshot(
     inputs: SnapshotInputs,
     columns: list[str],
     parsed_introspections: tuple[pl.DataFrame, pl.DataFrame] | None = None,
+    followup_bodies: FollowupBodies | None = None,
 ) -> Snapshot:
     """Classify every connection and staged session; `columns` is the output column order.
 
-    `parsed_introspections` is `parse_introspections(inputs.raw)` when the caller already
-    has it (extraction parses to plan its follow-up calls); otherwise it is computed here.
+    `parsed_introspections` is `parse_introspections(inputs.raw)`, and `followup_bodies`
+    `FollowupBodies.of(inputs.raw)`, when the caller already has them (extraction decodes
+    each body as it arrives and keeps none); otherwise they are computed here, and only
+    then does `inputs.raw` need its `body` column.
     """
     as_of = pl.lit(inputs.as_of).cast(UTC_DATETIME)
     introspections, rejected = parsed_introspections or parse_introspections(inputs.raw)
     introspections, others = split_by_application(introspections, inputs.application)
-    providers = parse_providers(inputs.raw)
-    companies = parse_companies(inputs.raw)
+    bodies = followup_bodies or FollowupBodies.of(inputs.raw)
+    providers, companies = bodies.providers, bodies.companies
     tokens = _token_outcomes(inputs, introspections, others, as_of)
-    live = _live_connections(inputs, introspections, tokens, providers, companies)
+    live = _live_connections(inputs, introspections, tokens, bodies)
     carried = _carried_forward(inputs, live, tokens, providers, companies)
     connections = pl.concat([live, carried], how="diagonal_relaxed")
     progress = session_progress(inputs.sessions, connections, inputs.as_of)
@@ -168,10 +169,8 @@ def _live_connections(
     inputs: SnapshotInputs,
     introspections: pl.DataFrame,
     tokens: pl.DataFrame,
-    providers: pl.DataFrame,
-    companies: pl.DataFrame,
+    bodies: FollowupBodies,
 ) -> pl.DataFrame:
-    """`companies` is `parse_companies(inputs.raw)`, as `providers` is `parse_providers`."""
     blocked = _not_refreshable(inputs, introspections, tokens)
     freshest = freshest_per_connection(introspections.drop("entities"), tokens).filter(
         ~pl.col("connection_id").is_in(blocked.implode())
@@ -211,11 +210,11 @@ def _live_connections(
         # streaming engine (Polars 2's default for collect) is slower on joins this size.
         freshest.lazy()
         .join(token_counts.lazy(), on="connection_id", how="left")
-        .join(companies.lazy(), on="connection_id", how="left")
-        .join(parse_connected_at(inputs.raw).lazy(), on="connection_id", how="left")
+        .join(bodies.companies.lazy(), on="connection_id", how="left")
+        .join(bodies.connected_at.lazy(), on="connection_id", how="left")
         .join(followup_failures(inputs.raw).lazy(), on="connection_id", how="left")
         .join(previous.lazy(), on="connection_id", how="left")
-        .join(providers.lazy(), on="provider_id", how="left")
+        .join(bodies.providers.lazy(), on="provider_id", how="left")
         .select(
             pl.col("connection_id").alias("connection_key"),
             pl.lit(concepts.LIVE).alias("state"),

@@ -185,12 +185,17 @@ def check_duckdb_file(url: URL) -> None:
 
 
 def create_warehouse_engine(
-    url: URL, hold_connections: bool = True, connect_args: Mapping[str, Any] | None = None
+    url: URL,
+    hold_connections: bool = True,
+    connect_args: Mapping[str, Any] | None = None,
+    duckdb_memory_mb: int | None = None,
 ) -> sa.Engine:
     """An engine for a URL from `parse_warehouse_url`; creates a DuckDB file's folder.
 
     Args:
         connect_args: the driver's own connection arguments (`parse_connect_args`).
+        duckdb_memory_mb: DuckDB's memory limit (its default is 80% of the machine's memory,
+            whatever the container allows); past it DuckDB spills to `<file>.tmp`.
         hold_connections: keep connections open between uses (a pool). Off, a DuckDB file
             is opened per use and closed after it: DuckDB lets one process at a time open a
             file, so a long-lived process that writes now and then (the webhook receiver)
@@ -213,7 +218,9 @@ def create_warehouse_engine(
         return sa.create_engine(url, poolclass=sa.pool.StaticPool)
     check_duckdb_folder(url)
     check_duckdb_file(url)
-    pooling = {} if hold_connections else {"poolclass": sa.pool.NullPool}
+    pooling: dict[str, Any] = {} if hold_connections else {"poolclass": sa.pool.NullPool}
+    if duckdb_memory_mb is not None:
+        pooling["connect_args"] = {"config": {"memory_limit": f"{duckdb_memory_mb}MB"}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -60,7 +60,8 @@ class RunLoad:
     tokens: pl.DataFrame = field(default_factory=lambda: empty_frame(TOKENS))
     quarantine: pl.DataFrame = field(default_factory=lambda: empty_frame(QUARANTINE))
     sync_run: Mapping[str, Any] = field(default_factory=dict)
-    raw_responses: pl.DataFrame | None = None
+    # A frame, or chunks read one at a time during the load (a sync's spooled bodies).
+    raw_responses: run_records.RawResponseRows | None = None
     new_sessions: pl.DataFrame | None = None
     session_progress: pl.DataFrame | None = None
 
@@ -103,7 +104,7 @@ class _Prepared:
     tokens: pl.DataFrame
     quarantine: pl.DataFrame
     sync_run: pl.DataFrame
-    raw_responses: pl.DataFrame | None
+    raw_responses: run_records.RawResponseRows | None
     new_sessions: pl.DataFrame | None
     session_progress: pl.DataFrame | None
 
@@ -144,9 +145,7 @@ def prepare(run: RunLoad) -> _Prepared:
         tokens=tokens,
         quarantine=conform(run.quarantine, QUARANTINE, fill),
         sync_run=sync_frame,
-        raw_responses=None
-        if run.raw_responses is None
-        else run_records.conform_raw_responses(run.run_id, run.raw_responses),
+        raw_responses=run.raw_responses,
         new_sessions=None
         if run.new_sessions is None
         else run_records.conform_sessions(run.new_sessions),
@@ -181,14 +180,13 @@ def record_unloaded_run(
     connection: sa.Connection,
     tables: Mapping[str, sa.Table],
     sync_run: pl.DataFrame,
-    raw_responses: pl.DataFrame | None,
+    raw_responses: run_records.RawResponseRows | None,
 ) -> None:
     """Keep what a run that loaded nothing leaves for diagnosis (held or failed): its
     finch_sync_runs row and its raw responses. Every other table stays as it was."""
     run_id = sync_run["run_id"][0]
     if raw_responses is not None:
-        rows = run_records.conform_raw_responses(run_id, raw_responses)
-        run_records.replace_raw_responses(connection, tables[RAW_RESPONSES], run_id, rows)
+        run_records.replace_raw_responses(connection, tables[RAW_RESPONSES], run_id, raw_responses)
     _replace_run_rows(connection, tables[SYNC_RUNS], run_id, sync_run)
 
 

@@ -5,7 +5,13 @@ them inside its one load transaction (see `load.load_run`), so a run killed at a
 leaves none of its writes behind.
 """
 
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
 import polars as pl
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from connections_pipeline.warehouse import bulk
@@ -16,7 +22,7 @@ from connections_pipeline.warehouse.columns import (
     conform,
     duplicated_keys,
 )
-from connections_pipeline.warehouse.dialects import dialect_of
+from connections_pipeline.warehouse.dialects import dialect_of, duckdb_dialect
 
 
 def conform_sessions(frame: pl.DataFrame) -> pl.DataFrame:
@@ -30,6 +36,28 @@ def conform_session_progress(frame: pl.DataFrame) -> pl.DataFrame:
     rows = conform(frame, CONNECT_SESSIONS, only=("session_id", *SESSION_PROGRESS_COLUMNS))
     check_unique_sessions(rows)
     return rows
+
+
+class RawChunks(Protocol):
+    """Raw responses too large to hold at once (a sync's spool), kept in Parquet files.
+
+    Their rows are stored with two last touches: a successful `/introspect` row takes the
+    connection its answer names (`answered`: token_fingerprint, answered_id), and a
+    `fetched_at` outside (earliest, latest) of `fetch_window` becomes its third value.
+    """
+
+    files: tuple[Path, ...]
+    answered: pl.DataFrame
+
+    @property
+    def fetch_window(self) -> tuple[dt.datetime, dt.datetime, dt.datetime]: ...
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The rows as stored, one file at a time."""
+        ...
+
+
+RawResponseRows = pl.DataFrame | RawChunks
 
 
 def conform_raw_responses(run_id: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -51,11 +79,56 @@ def sessions_not_stored(stored: pl.DataFrame, incoming: pl.DataFrame) -> pl.Data
 
 
 def replace_raw_responses(
-    connection: sa.Connection, table: sa.Table, run_id: str, rows: pl.DataFrame
+    connection: sa.Connection, table: sa.Table, run_id: str, rows: RawResponseRows
 ) -> int:
-    """Replace the raw responses stored for `run_id` with conformed `rows`."""
+    """Replace the raw responses stored for `run_id` with `rows`, a chunk at a time."""
     connection.execute(table.delete().where(table.c.run_id == run_id))
-    return bulk.write_frame(connection, table, rows)
+    if isinstance(rows, pl.DataFrame):
+        return bulk.write_frame(connection, table, conform_raw_responses(run_id, rows))
+    if connection.dialect.name == "duckdb":
+        return _insert_parquet_files(connection, table, rows)
+    return sum(
+        bulk.write_frame(connection, table, conform_raw_responses(run_id, chunk))
+        for chunk in rows.frames()
+    )
+
+
+def _insert_parquet_files(connection: sa.Connection, table: sa.Table, rows: RawChunks) -> int:
+    """DuckDB reads the files itself, streaming, within its memory limit: no frame of the
+    bodies is ever built in this process."""
+    if not rows.files:
+        return 0
+    names = [column.name for column in table.columns]
+    earliest, latest, as_of = rows.fetch_window
+    with (
+        duckdb_dialect.parquet_view(connection, rows.files, "_wh_raw_files", names) as source,
+        duckdb_dialect.registered(connection, rows.answered, "_wh_raw_answered") as answered,
+    ):
+        fetched = source.c.fetched_at
+        stamp = table.c.fetched_at.type
+        values = {
+            **{name: source.c[name] for name in names},
+            "connection_id": sa.case(
+                (
+                    (source.c.endpoint == "introspect") & (source.c.outcome == "ok"),
+                    answered.c.answered_id,
+                ),
+                else_=source.c.connection_id,
+            ),
+            "fetched_at": sa.case(
+                (
+                    fetched.between(sa.literal(earliest, stamp), sa.literal(latest, stamp)),
+                    fetched,
+                ),
+                else_=sa.literal(as_of, stamp),
+            ),
+        }
+        joined = source.outerjoin(
+            answered, source.c.token_fingerprint == answered.c.token_fingerprint
+        )
+        query = sa.select(*(values[name] for name in names)).select_from(joined)
+        connection.execute(table.insert().from_select(names, query))
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in rows.files)
 
 
 def add_sessions(connection: sa.Connection, table: sa.Table, rows: pl.DataFrame) -> int:

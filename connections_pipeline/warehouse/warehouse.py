@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from connections_pipeline.memory_budget import DEFAULT_MEMORY_LIMIT_MB, MemoryBudget
 from connections_pipeline.redaction import safe_database_url
 from connections_pipeline.warehouse import bulk, notification_outbox, run_records, webhook_inbox
 from connections_pipeline.warehouse.columns import (
@@ -42,6 +43,7 @@ from connections_pipeline.warehouse.load import (
     record_unloaded_run,
     sync_run_frame,
 )
+from connections_pipeline.warehouse.run_records import RawResponseRows
 from connections_pipeline.warehouse.tables import (
     DEFAULT_SCHEMA,
     build_metadata,
@@ -76,6 +78,8 @@ class Warehouse:
             opened per use (see `engine.create_warehouse_engine`).
         connect_args: the driver's own connection arguments, a mapping or its JSON text
             (setting CONNECTIONS_WAREHOUSE_CONNECT_ARGS).
+        memory_limit_mb: the run's memory budget (setting CONNECTIONS_MEMORY_LIMIT_MB); an
+            embedded DuckDB gets a quarter of it and spills past that (see `memory_budget`).
     """
 
     def __init__(
@@ -85,13 +89,17 @@ class Warehouse:
         *,
         hold_connections: bool = True,
         connect_args: str | Mapping[str, Any] | None = None,
+        memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB,
     ) -> None:
         self.schema = validate_schema_name(schema)
         self.url = parse_warehouse_url(url)
+        self.memory = MemoryBudget(memory_limit_mb)
         arguments = parse_connect_args(connect_args)
         self._secrets = connect_args_secrets(arguments)
         self.metadata = build_metadata(self.schema)
-        self._engine = create_warehouse_engine(self.url, hold_connections, arguments)
+        self._engine = create_warehouse_engine(
+            self.url, hold_connections, arguments, self.memory.duckdb_limit_mb
+        )
 
     def __repr__(self) -> str:
         return f"Warehouse({safe_database_url(self.url)!r}, {self.schema!r})"
@@ -164,7 +172,7 @@ class Warehouse:
         run_id: str,
         as_of: dt.datetime,
         sync_run: Mapping[str, Any],
-        raw_responses: pl.DataFrame | None = None,
+        raw_responses: RawResponseRows | None = None,
     ) -> None:
         """Record a run that loads no snapshot (held or failed), in one transaction: its
         finch_sync_runs row and raw responses; every other table stays as it was."""

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from hypothesis import strategies as st
 
 from connections_pipeline.sources.records import REJECTED_SCHEMA
-from connections_pipeline.sync.extract import RAW_SCHEMA
+from connections_pipeline.sync.raw_rows import RAW_SCHEMA
 from connections_pipeline.sync.run import CONNECTIONS_COLUMNS_NAMES, _quarantine
 from connections_pipeline.transform.schemas import CONNECTIONS_SCHEMA, ENTITIES_SCHEMA
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot

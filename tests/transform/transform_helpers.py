@@ -13,7 +13,7 @@ from finch.types import Introspection, ProviderListResponse
 from finch.types.hris import Company
 from finch.types.jobs import AutomatedListResponse
 
-from connections_pipeline.sync.extract import RAW_SCHEMA
+from connections_pipeline.sync.raw_rows import RAW_SCHEMA
 from connections_pipeline.transform.guards import Application
 from connections_pipeline.transform.snapshot import Snapshot, SnapshotInputs, build_snapshot
 from connections_pipeline.transform.token_frame import TOKEN_FRAME_SCHEMA

@@ -1,8 +1,9 @@
 """DuckDB (a file): frames move as Arrow tables registered on the raw duckdb connection and
 read by `INSERT ... SELECT`; reads come back as Arrow. ON CONFLICT for writes by key."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -73,6 +74,29 @@ def registered(
     finally:
         with suppress(duckdb.Error):
             driver.unregister(name)
+
+
+@contextmanager
+def parquet_view(
+    connection: sa.Connection, files: Sequence[Path], name: str, columns: Sequence[str]
+) -> Iterator[sa.TableClause]:
+    """Local Parquet `files` as one relation for the rest of a `with` block: DuckDB scans
+    them as a statement reads them, a row group at a time."""
+    driver = raw(connection)
+    listed = ", ".join(_sql_text(str(path)) for path in files)
+    with driver_errors(f"read {len(files)} Parquet files", duckdb.Error):
+        driver.execute(
+            f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet([{listed}])'
+        )
+    try:
+        yield sa.table(name, *(sa.column(column) for column in columns))
+    finally:
+        with suppress(duckdb.Error):
+            driver.execute(f'DROP VIEW IF EXISTS "{name}"')
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def write_frame(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> int:
