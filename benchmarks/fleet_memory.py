@@ -24,6 +24,7 @@ import argparse
 import inspect
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ GIB = 1024**3
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # The emulator's fleet has about this many tokens per connection (re-issued tokens, several
 # tokens of one employer); the count printed is the emulator's own.
-TOKENS_PER_CONNECTION = 1.1
+TOKENS_PER_CONNECTION = 1.3
 SCHEMA = "finch"
 # The client paces itself to Finch's limits; shrunk this far, its pacing costs nothing and the
 # emulator (limits off) answers as fast as it can.
@@ -56,12 +57,20 @@ def main() -> None:
     child.add_argument("--warehouse-url", required=True)
     child.add_argument("--budget", type=int)
     child.add_argument("--profile", type=int, default=0)
+    child.add_argument("--tokens-url")
     parser.add_argument("--tokens", type=int, default=300_000)
     parser.add_argument("--budget", type=int, help="request budget of the run (default: none)")
     parser.add_argument("--warehouse", choices=("duckdb", "postgres"), default="duckdb")
     parser.add_argument("--postgres-url", default=LOCAL_POSTGRES)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--source",
+        choices=("sql", "sandbox"),
+        default="sql",
+        help="sql: the tokens in a database table, read by CONNECTIONS_TOKENS_QUERY as a "
+        "customer's would be (default); sandbox: the emulator's own token listing",
+    )
     args = parser.parse_args()
     if args.command == "sync":
         _measured_sync(args)
@@ -80,15 +89,18 @@ def _benchmark(args: argparse.Namespace) -> None:
         fleet = httpx.get(f"{base_url}/_sandbox/tokens", timeout=600).json()["tokens"]
         print(
             f"fleet: {len(fleet):,} tokens of {connections:,} connections; warehouse "
-            f"{args.warehouse}; request budget {args.budget or 'none'}",
+            f"{args.warehouse}; token source {args.source}; request budget "
+            f"{args.budget or 'none'}",
             flush=True,
         )
-        del fleet
         command = [
             sys.executable, __file__, "sync",
             "--finch", base_url, "--warehouse-url", warehouse_url,
             "--profile", str(args.profile),
         ]  # fmt: skip
+        if args.source == "sql":
+            command += ["--tokens-url", _token_table(fleet, Path(folder) / "tokens.sqlite")]
+        del fleet
         if args.budget:
             command += ["--budget", str(args.budget)]
         started = time.perf_counter()
@@ -110,6 +122,24 @@ def _benchmark(args: argparse.Namespace) -> None:
     print(f"peak RSS {peak / GIB:.2f} GiB; time {elapsed:.1f} s")
 
 
+TOKEN_COLUMNS = (
+    "access_token", "connection_id", "revoked", "issued_at",
+    "customer_id", "customer_name", "provider_id", "company_id",
+)  # fmt: skip
+TOKENS_QUERY = f"SELECT {', '.join(TOKEN_COLUMNS)} FROM finch_tokens ORDER BY rowid"
+
+
+def _token_table(fleet: list[dict[str, object]], path: Path) -> str:
+    """The fleet as an application keeps it: one row per token `/auth/token` returned."""
+    with sqlite3.connect(path) as database:
+        database.execute(f"CREATE TABLE finch_tokens ({', '.join(TOKEN_COLUMNS)})")
+        database.executemany(
+            f"INSERT INTO finch_tokens VALUES ({', '.join('?' * len(TOKEN_COLUMNS))})",
+            ([token.get(name) for name in TOKEN_COLUMNS] for token in fleet),
+        )
+    return f"sqlite:///{path}"
+
+
 @contextmanager
 def _warehouse(args: argparse.Namespace, folder: Path) -> Iterator[str]:
     """A fresh warehouse: a DuckDB file, or a database of its own on the PostgreSQL server."""
@@ -125,19 +155,27 @@ def _measured_sync(args: argparse.Namespace) -> None:
     from connections_pipeline.assets.sync import sync_with_resources
     from connections_pipeline.resources import FinchResource, TokenSourceResource
     from connections_pipeline.sync.run import SyncSettings
+    from connections_pipeline.transform.finch_clock import ClockRule
     from connections_pipeline.transform.polling import RunBudget
     from connections_pipeline.warehouse import Warehouse
 
     if args.profile:
         tracemalloc.start(8)
     _report_phases()
-    settings = SyncSettings(budget=RunBudget(max_requests=args.budget))
+    # The emulator keeps a simulated clock whatever source lists its tokens.
+    clock = ClockRule(simulated_clock="the served emulator's simulated clock")
+    settings = SyncSettings(budget=RunBudget(max_requests=args.budget), clock=clock)
     finch = FinchResource(base_url=args.finch, time_scale=CLIENT_TIME_SCALE)
+    source = (
+        TokenSourceResource(kind="sql", tokens_url=args.tokens_url, tokens_query=TOKENS_QUERY)
+        if args.tokens_url
+        else TokenSourceResource(kind="sandbox")
+    )
     with Warehouse(args.warehouse_url, schema=SCHEMA) as warehouse:
         result = sync_with_resources(
             "fleet-memory",
             finch,
-            TokenSourceResource(kind="sandbox"),
+            source,
             warehouse,
             settings,
             progress=_profile_at_the_last_answer(args.profile),

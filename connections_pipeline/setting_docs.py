@@ -77,8 +77,8 @@ SETTING_DOCS: Mapping[str, tuple[str, str]] = MappingProxyType(
             "memory budget of a sync beyond its Python objects, in MB (at least 256): Finch's "
             "answers are spooled to Parquet files in a folder of their own under the system's "
             "temp folder (`TMPDIR`) in chunks of 1/64 of it and loaded from there, and an embedded"
-            " DuckDB gets a quarter of it before it spills to `<file>.tmp`. The default suits a 4 GiB "
-            "run container; see Performance",
+            " DuckDB gets a quarter of it before it spills to `<file>.tmp`. The default suits a "
+            "4 GiB run container; see Large fleets and Performance",
         ),
         "CONNECTIONS_WAREHOUSE_SCHEMA": (
             "`finch`",

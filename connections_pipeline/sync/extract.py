@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -311,25 +312,32 @@ def _reporter(progress: Progress | None, endpoint: str) -> Callable[[int, int], 
 
 class _DateHeaders:
     """The `Date` headers of the answers that tell the snapshot's time, as they arrive
-    (calls that got no answer from Finch carry none and are not counted)."""
+    (calls that got no answer from Finch carry none and are not counted). Counted by text:
+    a header has one-second resolution, so a run of any size holds a few thousand."""
 
     def __init__(self) -> None:
-        self.dates: list[datetime] = []
-        self.missing = 0
-        self.unreadable = 0
+        self._texts: Counter[str] = Counter()
+        self._missing = 0
 
     def add(self, result: FinchCallResult) -> None:
         if result.status_code is None:
             return
-        if not result.server_date:
-            self.missing += 1
-        elif (date := server_time(result.server_date)) is None:
-            self.unreadable += 1
+        if result.server_date:
+            self._texts[result.server_date] += 1
         else:
-            self.dates.append(date)
+            self._missing += 1
+
+    def read(self) -> HeaderDates:
+        dates: list[datetime] = []
+        unreadable = 0
+        for text, count in self._texts.items():
+            if (date := server_time(text)) is None:
+                unreadable += count
+            else:
+                dates += [date] * count
+        return HeaderDates(tuple(dates), self._missing, unreadable)
 
 
 def _clock(headers: _DateHeaders, started: datetime, rule: ClockRule) -> ClockReading:
     """The snapshot's time from the `Date` headers seen so far."""
-    dates = HeaderDates(tuple(headers.dates), headers.missing, headers.unreadable)
-    return read_clock(dates, (started, datetime.now(UTC)), rule)
+    return read_clock(headers.read(), (started, datetime.now(UTC)), rule)

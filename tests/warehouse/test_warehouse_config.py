@@ -173,3 +173,32 @@ def test_settings_refuse_a_non_database_warehouse_file_before_any_work(tmp_path:
         build_resources(env)
     env = {"CONNECTIONS_WAREHOUSE_URL": f"duckdb:///{_duckdb_database(tmp_path / 'w.duckdb')}"}
     assert set(build_resources(env)) >= {"warehouse"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("100", r"^CONNECTIONS_MEMORY_LIMIT_MB is 100; at least 256"),
+        ("two gigabytes", r"^CONNECTIONS_MEMORY_LIMIT_MB must be a int"),
+        ("-5", r"^CONNECTIONS_MEMORY_LIMIT_MB must be positive"),
+    ],
+)
+def test_settings_refuse_an_unusable_memory_limit(value: str, message: str) -> None:
+    from connections_pipeline.settings import SettingError, build_resources
+
+    with pytest.raises(SettingError, match=message):
+        build_resources({"CONNECTIONS_MEMORY_LIMIT_MB": value})
+
+
+def test_the_memory_limit_bounds_an_embedded_duckdb(tmp_path: Path) -> None:
+    from connections_pipeline.settings import build_resources
+
+    resource = build_resources({"CONNECTIONS_MEMORY_LIMIT_MB": "1024"})["warehouse"]
+    assert resource.memory_limit_mb == 1024
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    with Warehouse(url, memory_limit_mb=resource.memory_limit_mb) as warehouse:
+        assert warehouse.memory.spool_chunk_bytes == 16 * 2**20
+        with warehouse._connect(transaction=False) as connection:
+            limit = connection.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+    # DuckDB shows its limit in MiB of its own rounding: 256 MB is 244.1 MiB.
+    assert limit == "244.1 MiB"

@@ -1,0 +1,65 @@
+"""A run's spill folder is removed however the run ends: by the run itself after success or
+an error, and by the next run after the process was killed; a live run's folder is kept."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connections_pipeline.sync.spill import remove_abandoned, spill_folder
+
+HOLD_A_FOLDER = """
+import sys, time
+from pathlib import Path
+from connections_pipeline.sync.spill import spill_folder
+with spill_folder(Path(sys.argv[1])) as folder:
+    (folder / "raw-000000.parquet").write_bytes(b"spooled answers")
+    print(folder, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_folder_is_removed_after_success(tmp_path: Path) -> None:
+    with spill_folder(tmp_path) as folder:
+        (folder / "chunk").write_bytes(b"x" * 1000)
+        assert folder.is_dir()
+    assert not folder.exists()
+    assert list(tmp_path.glob("run-*")) == []
+
+
+def test_the_folder_is_removed_after_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="load failed"), spill_folder(tmp_path) as folder:
+        (folder / "chunk").write_bytes(b"x")
+        raise RuntimeError("load failed")
+    assert not folder.exists()
+
+
+def test_a_killed_run_s_folder_is_removed_by_the_next_run_and_a_live_one_kept(
+    tmp_path: Path,
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_FOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        held = Path(holder.stdout.readline().strip())
+        assert (held / "raw-000000.parquet").exists()
+
+        # Another run starting now leaves the live run's folder alone.
+        with spill_folder(tmp_path) as folder:
+            assert folder != held
+        assert remove_abandoned(tmp_path) == []
+        assert held.is_dir()
+
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        assert held.is_dir()  # a killed process removes nothing itself
+
+        with spill_folder(tmp_path):
+            assert not held.exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
