@@ -218,9 +218,7 @@ def create_warehouse_engine(
         return sa.create_engine(url, poolclass=sa.pool.StaticPool)
     check_duckdb_folder(url)
     check_duckdb_file(url)
-    pooling: dict[str, Any] = {} if hold_connections else {"poolclass": sa.pool.NullPool}
-    if duckdb_memory_mb is not None:
-        pooling["connect_args"] = {"config": {"memory_limit": f"{duckdb_memory_mb}MB"}}
+    pooling = {} if hold_connections else {"poolclass": sa.pool.NullPool}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -228,7 +226,24 @@ def create_warehouse_engine(
             f"{URL_SETTING}: cannot create the folder {path.parent} of the DuckDB file: "
             f"{exc.strerror or exc}"
         ) from None
-    return sa.create_engine(url, **pooling)
+    engine = sa.create_engine(url, **pooling)
+    if duckdb_memory_mb is not None:
+        _limit_duckdb_memory(engine, duckdb_memory_mb)
+    return engine
+
+
+def _limit_duckdb_memory(engine: sa.Engine, megabytes: int) -> None:
+    """SET on each connection rather than a config at open: DuckDB refuses a second
+    connection to a file already open in this process with another configuration (a SQL
+    client, a test, another engine), while a SET applies to the open database as it is."""
+
+    @sa.event.listens_for(engine, "connect")
+    def limit(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(f"SET memory_limit = '{int(megabytes)}MB'")
+        finally:
+            cursor.close()
 
 
 def connect_args_secrets(connect_args: Mapping[str, Any] | None) -> list[str]:
