@@ -2,6 +2,7 @@
 sync holding every answer at once loads, on DuckDB (read from the files by DuckDB) and on
 PostgreSQL (a chunk at a time); and its spill folder holds no token and does not outlive it."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import polars as pl
 import pytest
 from sync_helpers import NAMES_AT_ONCE, make_warehouse, served_sandbox
 
+from connections_pipeline.sources.records import SourceBatch
 from connections_pipeline.sync import spill
 from connections_pipeline.sync.run import run_sync
 from connections_pipeline.warehouse import TABLE_COLUMNS, Warehouse
@@ -34,7 +36,10 @@ def _tables(warehouse: Warehouse) -> dict[str, pl.DataFrame]:
 def _sync(
     warehouse: Warehouse, finch: Any, source: Any, chunk_bytes: int, progress: Any = None
 ) -> None:
-    batch = source.load(finch)
+    # Only the tokens, as a source that keeps no connection id lists them: every
+    # /introspect row's connection comes from its decoded answer.
+    listed = source.load(finch)
+    batch = SourceBatch([replace(token, connection_id=None) for token in listed.tokens], [])
     with warehouse:
         run_sync(
             RUN_ID,
@@ -67,7 +72,10 @@ def test_chunked_runs_load_the_tables_of_a_whole_run(
         _sync(on_postgres, finch, source, SMALL_CHUNKS)
 
     expected = _tables(whole)
-    assert expected["finch_raw_responses"].height > 150
+    raw = expected["finch_raw_responses"]
+    assert raw.height > 150
+    introspected = raw.filter(endpoint="introspect", outcome="ok")
+    assert introspected["connection_id"].null_count() == 0
     assert expected["finch_connections"].height > 50
     for warehouse in (chunked, on_postgres):
         actual = _tables(warehouse)
