@@ -100,9 +100,19 @@ class RawSpool:
 
 def _write_chunk(rows: list[dict[str, Any]], path: Path) -> _Chunk:
     frame = pl.DataFrame(rows, schema=RAW_SCHEMA)
-    # lz4: cheap on CPU, and JSON bodies still shrink several times.
-    frame.write_parquet(path, compression="lz4", statistics=False)
+    try:
+        # lz4: cheap on CPU, and JSON bodies still shrink several times.
+        frame.write_parquet(path, compression="lz4", statistics=False)
+    except OSError as exc:
+        raise SpillError(
+            f"cannot write Finch's answers to the spill folder {path.parent} "
+            f"({exc.strerror or exc}); free space there or point TMPDIR elsewhere"
+        ) from None
     return _Chunk(path, frame.drop("body"), FollowupBodies.of(frame))
+
+
+class SpillError(OSError):
+    """The run's answers could not be written to its spill folder (full disk, no right)."""
 
 
 def _empty_rows() -> pl.DataFrame:

@@ -63,3 +63,26 @@ def test_a_killed_run_s_folder_is_removed_by_the_next_run_and_a_live_one_kept(
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_an_unwritable_spill_folder_fails_the_run_naming_the_folder(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from connections_pipeline.finch import CallOutcome, FinchCallResult
+    from connections_pipeline.sync.raw_rows import raw_row
+    from connections_pipeline.sync.raw_spool import RawSpool, SpillError
+    from connections_pipeline.transform.finch_clock import ClockReading
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    spool = RawSpool(blocked, chunk_bytes=1)
+    answer = FinchCallResult(endpoint="providers", outcome=CallOutcome.OK, text="[]")
+    spool.add(raw_row("run-1", answer, None, None))
+    now = datetime.now(UTC)
+    clock = ClockReading(as_of=now, clock="test", earliest=now, latest=now)
+    with pytest.raises(SpillError, match=f"spill folder {blocked} .*TMPDIR"):
+        spool.finish(
+            pl.DataFrame(schema={"token_fingerprint": pl.String, "connection_id": pl.String}), clock
+        )
