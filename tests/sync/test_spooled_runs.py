@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
 import pytest
 from sync_helpers import NAMES_AT_ONCE, make_warehouse, served_sandbox
@@ -70,6 +71,7 @@ def test_chunked_runs_load_the_tables_of_a_whole_run(
         _sync(chunked, finch, source, SMALL_CHUNKS)
         on_postgres = make_warehouse("postgres", tmp_path, postgres_url)
         _sync(on_postgres, finch, source, SMALL_CHUNKS)
+        sent = _introspect_bodies_sent(finch.base_url, source.load(finch).tokens[:8])
 
     expected = _tables(whole)
     raw = expected["finch_raw_responses"]
@@ -81,6 +83,32 @@ def test_chunked_runs_load_the_tables_of_a_whole_run(
         actual = _tables(warehouse)
         for name, frame in expected.items():
             assert actual[name].equals(frame), f"{warehouse.dialect}: {name} differs"
+        # Through Parquet files and back, each body is the text Finch sent, byte for byte.
+        stored = dict(
+            actual["finch_raw_responses"]
+            .filter(pl.col("token_fingerprint").is_in(list(sent)), endpoint="introspect")
+            .select("token_fingerprint", "body")
+            .iter_rows()
+        )
+        assert stored == sent
+
+
+def _introspect_bodies_sent(base_url: str, tokens: list[Any]) -> dict[str, str]:
+    """What the emulator answers each working token's `/introspect` (its clock stands
+    still); the warehouse keeps the bodies of successful answers only."""
+    bodies = {}
+    for token in tokens:
+        answer = httpx.get(
+            f"{base_url}/introspect",
+            headers={
+                "Authorization": f"Bearer {token.access_token}",
+                "Finch-API-Version": "2020-09-17",
+            },
+        )
+        if answer.status_code == 200:
+            bodies[token.fingerprint] = answer.content.decode("utf-8")
+    assert len(bodies) > 4
+    return bodies
 
 
 def test_the_spill_folder_holds_fingerprints_never_tokens_and_is_removed(
