@@ -114,26 +114,24 @@ def _introspect_bodies_sent(base_url: str, tokens: list[Any]) -> dict[str, str]:
 def test_the_spill_folder_holds_fingerprints_never_tokens_and_is_removed(
     tmp_path: Path, postgres_url: str, spill_root: Path
 ) -> None:
-    seen: dict[str, list[Path]] = {}
+    spilled: dict[str, pl.DataFrame] = {}
 
-    def look_in_the_spill_folder(endpoint: str, done: int, total: int) -> None:
-        if done == total:
-            seen[endpoint] = [
-                _copy(path, tmp_path / "seen") for path in spill_root.glob("run-*/*.parquet")
-            ]
+    def read_the_spill_folder(endpoint: str, done: int, total: int) -> None:
+        # As the answers come in: each file once it is whole (the writer thread may still
+        # be writing the newest one; a later call reads it).
+        for path in spill_root.glob("run-*/*.parquet"):
+            if path.name not in spilled and (chunk := _read_finished(path)) is not None:
+                spilled[path.name] = chunk
 
     with served_sandbox(seed=43, connections=40) as (_, finch, source):
         tokens = [token.access_token for token in source.load(finch).tokens]
         warehouse = make_warehouse("duckdb", tmp_path, postgres_url)
-        _sync(warehouse, finch, source, SMALL_CHUNKS, progress=look_in_the_spill_folder)
+        _sync(warehouse, finch, source, SMALL_CHUNKS, progress=read_the_spill_folder)
 
-    # The writer thread may still be writing the newest file: read the finished ones.
-    written = [_read_finished(path) for path in seen["jobs"]]
-    chunks = [chunk for chunk in written if chunk is not None]
-    assert len(chunks) > 3
-    spilled = pl.concat(chunks)
-    assert spilled["token_fingerprint"].drop_nulls().len() > 40
-    text = "\n".join(str(value) for row in spilled.iter_rows() for value in row)
+    assert len(spilled) > 3
+    rows = pl.concat(spilled.values())
+    assert rows["token_fingerprint"].drop_nulls().len() > 40
+    text = "\n".join(str(value) for row in rows.iter_rows() for value in row)
     assert not [token for token in tokens if token in text]
     assert list(spill_root.glob("run-*")) == []
 
@@ -141,12 +139,5 @@ def test_the_spill_folder_holds_fingerprints_never_tokens_and_is_removed(
 def _read_finished(path: Path) -> pl.DataFrame | None:
     try:
         return pl.read_parquet(path)
-    except (OSError, pl.exceptions.ComputeError):
+    except (OSError, pl.exceptions.PolarsError):
         return None
-
-
-def _copy(path: Path, folder: Path) -> Path:
-    folder.mkdir(exist_ok=True)
-    target = folder / path.name
-    target.write_bytes(path.read_bytes())
-    return target
