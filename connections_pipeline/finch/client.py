@@ -209,7 +209,10 @@ class FinchClient:
     ) -> list[FinchCallResult]:
         """Introspect every token concurrently (bounded and paced); results in input order."""
         return await gather_with_progress(
-            (self.introspect(token) for token in access_tokens), len(access_tokens), on_progress
+            (self.introspect(token) for token in access_tokens),
+            len(access_tokens),
+            on_progress,
+            self.in_flight_limit,
         )
 
     async def _call(

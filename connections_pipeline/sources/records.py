@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -93,7 +94,12 @@ class SourceBatch:
     session_locations: list[str] | None = None
 
     def token_frame(self) -> pl.DataFrame:
-        """One row per token, built column by column (no dict per token)."""
+        """One row per token; built once, as the run and its extraction both read it."""
+        return self._token_frame
+
+    @cached_property
+    def _token_frame(self) -> pl.DataFrame:
+        # Column by column: no dict per token.
         tokens = self.tokens
         columns: dict[str, list[Any]] = {
             "token_fingerprint": [token.fingerprint for token in tokens],

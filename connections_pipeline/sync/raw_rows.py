@@ -60,11 +60,6 @@ def server_time(header: str | None) -> datetime | None:
         return None
 
 
-def with_answered_connections(raw: pl.DataFrame, introspections: pl.DataFrame) -> pl.DataFrame:
-    """`/introspect` rows take the connection their decoded answer names."""
-    return with_answered(raw, answered_connections(introspections))
-
-
 def answered_connections(introspections: pl.DataFrame) -> pl.DataFrame:
     """token_fingerprint, answered_id: the connection each decoded answer names."""
     return introspections.select(

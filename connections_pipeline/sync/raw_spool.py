@@ -57,10 +57,6 @@ class RawSpool:
         if self._pending_bytes >= self._chunk_bytes or len(self._pending) >= MAX_CHUNK_ROWS:
             self._flush()
 
-    def add_all(self, rows: list[dict[str, Any]]) -> None:
-        for row in rows:
-            self.add(row)
-
     def finish(self, introspections: pl.DataFrame, clock: ClockReading) -> "RawResponses":
         """Every row added, as the warehouse stores them: `/introspect` rows under the
         connection their decoded answer (`introspections`) names, and fetch times outside
