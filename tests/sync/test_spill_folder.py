@@ -1,5 +1,6 @@
 """A run's spill folder is removed however the run ends: by the run itself after success or
-an error, and by the next run after the process was killed; a live run's folder is kept."""
+an error, and by the next run after the process was killed; a live run's folder is kept, and
+so is one just made whose run has not taken its lock yet."""
 
 import os
 import signal
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connections_pipeline.sync.spill import remove_abandoned, spill_folder
+from connections_pipeline.sync.spill import GRACE_SECONDS, remove_abandoned, spill_folder
 
 HOLD_A_FOLDER = """
 import sys, time
@@ -58,11 +59,37 @@ def test_a_killed_run_s_folder_is_removed_by_the_next_run_and_a_live_one_kept(
         holder.wait(timeout=30)
         assert held.is_dir()  # a killed process removes nothing itself
 
+        _age(held)
         with spill_folder(tmp_path):
             assert not held.exists()
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+def test_a_folder_just_made_is_kept_until_it_is_old_enough_to_be_abandoned(
+    tmp_path: Path,
+) -> None:
+    # Another run's folder between its creation and its lock: no lock file, or a free one.
+    unlocked = tmp_path / "run-unlocked"
+    unlocked.mkdir()
+    free_lock = tmp_path / "run-free-lock"
+    free_lock.mkdir()
+    (free_lock / ".in-use.lock").touch()
+
+    assert remove_abandoned(tmp_path) == []
+    assert unlocked.is_dir() and free_lock.is_dir()
+
+    _age(unlocked)
+    _age(free_lock)
+    assert sorted(remove_abandoned(tmp_path)) == [free_lock, unlocked]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _age(folder: Path) -> None:
+    """Set the folder's modification time back past the grace a new folder gets."""
+    old = folder.stat().st_mtime - GRACE_SECONDS - 1
+    os.utime(folder, (old, old))
 
 
 def test_an_unwritable_spill_folder_fails_the_run_naming_the_folder(tmp_path: Path) -> None:
