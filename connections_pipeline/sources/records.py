@@ -93,13 +93,10 @@ class SourceBatch:
     duplicate_rows: int = 0
     session_locations: list[str] | None = None
 
-    def token_frame(self) -> pl.DataFrame:
-        """One row per token; built once, as the run and its extraction both read it."""
-        return self._token_frame
-
     @cached_property
-    def _token_frame(self) -> pl.DataFrame:
-        # Column by column: no dict per token.
+    def token_frame(self) -> pl.DataFrame:
+        """One row per token, built column by column (no dict per token), once: the run and
+        its extraction both read it."""
         tokens = self.tokens
         columns: dict[str, list[Any]] = {
             "token_fingerprint": [token.fingerprint for token in tokens],

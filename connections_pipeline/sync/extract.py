@@ -111,7 +111,7 @@ async def extract(
     spool.add(raw_row(run_id, providers, None, None))
     headers = _DateHeaders()
     headers.add(providers)
-    token_frame = batch.token_frame()
+    token_frame = batch.token_frame
     order = polling_order(token_frame, previous, previous_tokens)
     as_of_guess = _clock(headers, started, clock_rule).as_of
     allowance = None if budget.max_requests is None else max(budget.max_requests - 1, 0)

@@ -219,7 +219,7 @@ def _sync(
             run_id=run_id,
             as_of=extraction.as_of,
             raw=extraction.raw.rows,
-            token_source=batch.token_frame(),
+            token_source=batch.token_frame,
             previous=previous,
             previous_tokens=previous_tokens,
             sessions=pl.concat([stored_sessions, new_sessions]),

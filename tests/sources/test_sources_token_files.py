@@ -150,7 +150,7 @@ def test_what_auth_token_answered_comes_along_when_the_source_kept_it(tmp_path: 
         [b, "conn-b", "", "", "", "", ""],
     )  # fmt: skip
     batch = read_token_file(path)
-    frame = batch.token_frame().sort("source_connection_id")
+    frame = batch.token_frame.sort("source_connection_id")
     assert frame.select(
         "source_customer_id", "source_customer_name", "source_provider_id",
         "source_company_id", "source_company_name",
@@ -337,7 +337,7 @@ def test_repr_of_tokens_and_batches_hides_the_tokens(tmp_path: Path) -> None:
     for text in (repr(batch), str(batch), repr(batch.tokens), repr(batch.tokens[0])):
         assert_no_token_in(text, a, b)
     assert fingerprint(a) in repr(batch.tokens[0])
-    frame = batch.token_frame()
+    frame = batch.token_frame
     assert_no_token_in(repr(frame.to_dicts()), a, b)
 
 
@@ -350,13 +350,13 @@ def test_token_frame_has_the_snapshot_schema() -> None:
         ],
         "TEST",
     )
-    frame = batch.token_frame()
+    frame = batch.token_frame
     assert frame.schema == TOKEN_FRAME_SCHEMA
     assert frame.select(list(TOKEN_FRAME_SCHEMA)[:4]).rows() == [
         (fingerprint(a), "conn-a", False, dt.datetime(2026, 3, 1, 10, tzinfo=UTC)),
         (fingerprint(b), None, True, None),
     ]
-    assert SourceBatch([], []).token_frame().schema == TOKEN_FRAME_SCHEMA
+    assert SourceBatch([], []).token_frame.schema == TOKEN_FRAME_SCHEMA
 
 
 @pytest.mark.parametrize(

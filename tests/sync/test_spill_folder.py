@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from connections_pipeline.sync.spill import GRACE_SECONDS, remove_abandoned, spill_folder
+from connections_pipeline.sync.spill import (
+    GRACE_SECONDS,
+    LOCK_NAME,
+    remove_abandoned,
+    spill_folder,
+)
 
 HOLD_A_FOLDER = """
 import sys, time
@@ -75,7 +80,7 @@ def test_a_folder_just_made_is_kept_until_it_is_old_enough_to_be_abandoned(
     unlocked.mkdir()
     free_lock = tmp_path / "run-free-lock"
     free_lock.mkdir()
-    (free_lock / ".in-use.lock").touch()
+    (free_lock / LOCK_NAME).touch()
 
     assert remove_abandoned(tmp_path) == []
     assert unlocked.is_dir() and free_lock.is_dir()

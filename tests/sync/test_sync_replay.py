@@ -26,7 +26,7 @@ def test_a_run_rebuilds_from_its_raw_responses(tmp_path: Path, postgres_url: str
             run_id="run-1",
             as_of=result.as_of,
             raw=raw,
-            token_source=batch.token_frame(),
+            token_source=batch.token_frame,
             previous=empty_frame("finch_connections"),
             previous_tokens=empty_frame("finch_tokens"),
             sessions=warehouse.read_sessions(),
