@@ -134,11 +134,14 @@ def _bind(settings: dict[str, tuple[str, Any]], env: Mapping[str, str]) -> dict[
     return bound
 
 
+NUMBER_KINDS = {int: "a whole number", float: "a number"}
+
+
 def _number(name: str, text: str, kind: type) -> int | float:
     try:
         value = kind(text)
     except ValueError:
-        raise SettingError(f"{name} must be a {kind.__name__}, got {text!r}") from None
+        raise SettingError(f"{name} must be {NUMBER_KINDS[kind]}, got {text!r}") from None
     if value < 0 or (value == 0 and name not in ZERO_ALLOWED) or value != value:
         raise SettingError(f"{name} must be positive, got {text!r}")
     if name in SHARES and value > 1:

@@ -78,7 +78,7 @@ def test_a_duckdb_file_under_a_file_is_refused_before_anything(
     [
         ("CONNECTIONS_HOLD_LIVE_DROP_SHARE", "1.5", "must be a share from 0 to 1"),
         ("CONNECTIONS_HOLD_TOKEN_FAILURE_SHARE", "-0.1", "must be positive"),
-        ("CONNECTIONS_HOLD_MIN_COUNT", "some", "must be a int"),
+        ("CONNECTIONS_HOLD_MIN_COUNT", "some", "must be a whole number"),
         ("CONNECTIONS_FINCH_CLIENT_TYPE", "prod", "must be one of development, production"),
         ("CONNECTIONS_FRESHNESS_HOURS", "0", "must be positive"),
     ],

@@ -179,7 +179,7 @@ def test_settings_refuse_a_non_database_warehouse_file_before_any_work(tmp_path:
     ("value", "message"),
     [
         ("100", r"^CONNECTIONS_MEMORY_LIMIT_MB is 100; at least 256"),
-        ("two gigabytes", r"^CONNECTIONS_MEMORY_LIMIT_MB must be a int"),
+        ("two gigabytes", r"^CONNECTIONS_MEMORY_LIMIT_MB must be a whole number"),
         ("-5", r"^CONNECTIONS_MEMORY_LIMIT_MB must be positive"),
     ],
 )
